@@ -1,0 +1,117 @@
+"""`ltx-eval task=vae|audio|physics`: score trained parts on shards, user videos or generated clips.
+
+(The entry point lives here because ``ltx_train/eval/`` is the package of metrics it calls.)
+"""
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from ltx_train.config import ConfigError, to_dataclass
+from ltx_train.generate import resolve_device
+from ltx_train.hydra_utils import CONF_DIR, build, check_config, register_resolvers
+
+log = logging.getLogger("ltx_train.evaluate")
+register_resolvers()
+TASKS = ("vae", "audio", "physics")
+
+
+def _need_file(cfg: DictConfig, key: str) -> Path:
+    value = OmegaConf.select(cfg, key)
+    if not value:
+        raise ConfigError(f"task={cfg.task} needs {key}=<path>")
+    path = Path(value)
+    if not path.is_file():
+        raise ConfigError(f"{key}: no such file {path}")
+    return path
+
+
+def val_batches(cfg: DictConfig, shards: str | list | None = None):
+    """Validation batches of the data config over ``shards`` (default: its val shards), ``limit`` clips."""
+    overrides = {"val_max_samples": cfg.limit}
+    if shards is not None:
+        overrides["val_shards"] = shards
+    dm = build(cfg, "data", train_shards=None, **overrides)
+    dm.setup("validate")
+    return dm.val_dataloader()
+
+
+def eval_vae(cfg: DictConfig, out: Path, device) -> dict:
+    from ltx_train.data.folder import convert_folder
+    from ltx_train.eval.recon import evaluate_reconstruction
+    from ltx_train.models.vae.tiling import TileConfig
+    from ltx_train.modules.frozen import load_video_vae
+
+    vae = load_video_vae(_need_file(cfg, "checkpoint")).to(device)
+    tile = to_dataclass(TileConfig, cfg.tile, "tile") if cfg.tile else None
+    with tempfile.TemporaryDirectory() as tmp:
+        shards = cfg.shards
+        if cfg.videos:  # a folder of user videos: convert to shards first (same decode path as training)
+            summary = convert_folder(cfg.videos, tmp, val_fraction=1.0, verbose=True)
+            if not summary["written"]:
+                raise ConfigError(f"videos: no readable captioned video in {cfg.videos}")
+            shards = tmp
+        return evaluate_reconstruction(vae, val_batches(cfg, shards), out, max_videos_to_save=cfg.max_save,
+                                       tile=tile)
+
+
+def eval_audio(cfg: DictConfig, out: Path, device) -> dict:
+    from ltx_train.eval.audio_eval import evaluate_audio
+    from ltx_train.modules.frozen import load_audio_vae
+    from ltx_train.modules.vocoder_module import VocoderModule
+
+    ckpt = _need_file(cfg, "checkpoint")
+    module = VocoderModule.load_from_checkpoint(str(ckpt), map_location="cpu", weights_only=False).to(device)
+    audio_vae = None
+    if cfg.audio_vae_checkpoint:
+        audio_vae = load_audio_vae(_need_file(cfg, "audio_vae_checkpoint")).to(device)
+    return evaluate_audio(module.generator.eval(), val_batches(cfg, cfg.shards), module.mel, out,
+                          max_wavs=cfg.max_save, audio_vae=audio_vae)
+
+
+def eval_physics(cfg: DictConfig, out: Path, device) -> dict:
+    from ltx_train.data.shardlist import resolve_shards
+    from ltx_train.eval.physics_eval import run
+
+    if not cfg.generated and not cfg.shards:
+        raise ConfigError("task=physics needs generated=<folder of mp4 + txt> and/or shards=<annotated shards>")
+    if cfg.generated and not Path(cfg.generated).is_dir():
+        raise ConfigError(f"generated: no such folder {cfg.generated}")
+    shards = resolve_shards(OmegaConf.to_object(cfg.shards) if OmegaConf.is_config(cfg.shards) else cfg.shards,
+                            "val") if cfg.shards else None
+    return run(shards, cfg.generated, cfg.limit, str(out / "report.json"))
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    check_config(cfg)
+    if cfg.task not in TASKS:
+        raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {cfg.task!r}")
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"vae": eval_vae, "audio": eval_audio, "physics": eval_physics}[cfg.task](
+        cfg, out, resolve_device(cfg.device))
+    print(f"[ltx-eval] task={cfg.task} report: {out / 'report.json'}")
+    print(json.dumps(_summary(cfg.task, report), indent=2, default=str))
+    return report
+
+
+def _summary(task: str, report: dict) -> dict:
+    if task == "audio":
+        return {"num_clips": report.get("num_clips"), **report.get("rows", {})}
+    if task == "physics":
+        return {k: v.get("summary") for k, v in report.items() if isinstance(v, dict)}
+    return report.get("summary", report)
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()
