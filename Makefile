@@ -19,9 +19,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 shards: $(STAMP)
-	$(VENV)/bin/ltx-shards synth --out data/shards/synthetic --train 256 --val 32 --skip-existing
+	$(VENV)/bin/ltx-shards synth --out data/shards/synthetic --train 256 --val 32 --workers 2
 
-demo: shards
+demo: $(STAMP)
 	$(PY) scripts/demo.py
 
 test: $(STAMP)

@@ -1,0 +1,224 @@
+"""Training-step throughput and MFU of the joint DiT on one GPU (bf16 autocast, optional torch.compile).
+
+    python bench/bench_dit.py --preset 1b --compile
+    python bench/bench_dit.py --preset ltx2b --latent 13 24 32 --no-diffusers
+
+Counts model FLOPs per training step as 3 x forward, forward = 2 x (each per-token weight x the
+tokens it multiplies) + attention (QK^T and AV: 4 x B x N^2 x D per block). Per-token weights are
+the trunk's qkv/proj/MLP and the in/out projections: adaLN and timestep MLPs run once per timestep
+group, not per token, so counting them (the naive 6 x params x tokens, also printed) would inflate
+MFU. When ``diffusers`` is importable, its ``LTXVideoTransformer3DModel`` with the same width,
+depth and heads is timed in the same run on the same video tokens (it has cross-attention to the
+text instead of joint attention, and no audio), and its FLOPs are counted the same way.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ltx_train.models.dit.dit import JointDiT  # noqa: E402
+from ltx_train.models.dit.presets import preset  # noqa: E402
+
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}   # dense bf16
+
+
+def joint_dit_flops(model: JointDiT, b: int, nt: int, nv: int, na: int) -> tuple[float, float]:
+    """(model FLOPs per training step, naive 6 * all params * tokens)."""
+    cfg = model.cfg
+    n = nt + nv + na
+    trunk = sum(m.weight.numel() for blk in model.blocks
+                for m in (blk.attn.qkv, blk.attn.proj, blk.mlp.fc1, blk.mlp.fc2))
+    per_token = (trunk * n + model.text_in.weight.numel() * nt
+                 + (model.video_in.weight.numel() + model.video_out.linear.weight.numel()) * nv
+                 + (model.audio_in.weight.numel() + model.audio_out.linear.weight.numel()) * na)
+    if model.audio_text_in is not None:
+        per_token += model.audio_text_in.weight.numel() * nt
+    fwd = 2 * b * per_token + 4 * b * n * n * cfg.width * cfg.depth
+    return 3.0 * fwd, 6.0 * model.num_params() * b * n
+
+
+def ltx_video_flops(model: nn.Module, b: int, nv: int, lt: int, width: int, depth: int) -> float:
+    fwd = 0
+    for name, m in model.named_modules():
+        if not isinstance(m, nn.Linear) or "time_embed" in name or "norm_out" in name:
+            continue
+        text_side = "caption_projection" in name or "attn2.to_k" in name or "attn2.to_v" in name
+        fwd += 2 * b * m.weight.numel() * (lt if text_side else nv)
+    fwd += depth * 4 * b * width * (nv * nv + nv * lt)
+    return 3.0 * fwd
+
+
+def time_steps(step, warmup: int, steps: int) -> float:
+    """Mean seconds per step after ``warmup`` steps (CUDA events)."""
+    for _ in range(warmup):
+        step()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(steps):
+        step()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / 1000.0 / steps
+
+
+def profile_step(step, rows: int) -> None:
+    """Print the ``rows`` CUDA kernels that take the most time in one step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        step()
+        torch.cuda.synchronize()
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=rows, max_name_column_width=70))
+
+
+def make_step(model: nn.Module, forward, lr: float = 1e-4):
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, fused=True)
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = forward(model)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def bench_joint(args, device) -> dict:
+    cfg = preset(args.preset, gradient_checkpointing=args.grad_ckpt, modulation=args.modulation)
+    model = JointDiT(cfg).to(device)
+    b, (tv, hv, wv) = args.batch, args.latent
+    seconds = ((tv - 1) * cfg.temporal_compression + 1) / cfg.fps
+    ta = round(seconds * cfg.audio_sample_rate / (cfg.audio_hop_length * cfg.audio_compression))
+    pt, ph, pw = cfg.patch_size
+    nv, nt = (tv // pt) * (hv // ph) * (wv // pw), args.text_tokens
+    g = torch.Generator(device).manual_seed(0)
+    video = torch.randn(b, cfg.video_channels, tv, hv, wv, device=device, generator=g)
+    audio = torch.randn(b, cfg.audio_channels, ta, device=device, generator=g)
+    text = torch.randn(b, nt, cfg.text_dim, device=device, generator=g)
+    mask = torch.ones(b, nt, dtype=torch.bool, device=device)
+    mask[:, nt - nt // 4:] = False          # a quarter of the text is padding
+    t = torch.rand(b, device=device, generator=g)
+    tv_target, ta_target = torch.randn_like(video), torch.randn_like(audio)
+    fwd_model = torch.compile(model) if args.compile else model
+
+    def forward(m):
+        out = fwd_model(video, audio, t, text, None if args.no_text_mask else mask)
+        return F.mse_loss(out["video"].float(), tv_target) + F.mse_loss(out["audio"].float(), ta_target)
+
+    torch.cuda.reset_peak_memory_stats()
+    step = make_step(model, forward)
+    sec = time_steps(step, args.warmup, args.steps)
+    if args.profile:
+        profile_step(step, args.profile)
+    flops, naive = joint_dit_flops(model, b, nt, nv, ta)
+    return {"model": f"JointDiT[{args.preset}]", "params": model.num_params(), "tokens": b * (nt + nv + ta),
+            "video_tokens": b * nv, "step_s": sec, "flops": flops, "naive_flops": naive,
+            "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30}
+
+
+def bench_diffusers(args, device) -> dict | None:
+    try:
+        from diffusers import LTXVideoTransformer3DModel
+    except ImportError:
+        print("diffusers not importable: skipping the LTXVideoTransformer3DModel comparison")
+        return None
+    cfg = preset(args.preset)
+    model = LTXVideoTransformer3DModel(
+        in_channels=cfg.video_channels, out_channels=cfg.video_channels, patch_size=1, patch_size_t=1,
+        num_attention_heads=cfg.heads, attention_head_dim=cfg.head_dim, cross_attention_dim=cfg.width,
+        num_layers=cfg.depth, caption_channels=cfg.text_dim).to(device)
+    if args.grad_ckpt:
+        model.enable_gradient_checkpointing()
+    b, (tv, hv, wv), lt = args.batch, args.latent, args.text_tokens
+    nv = tv * hv * wv
+    g = torch.Generator(device).manual_seed(0)
+    x = torch.randn(b, nv, cfg.video_channels, device=device, generator=g)
+    text = torch.randn(b, lt, cfg.text_dim, device=device, generator=g)
+    mask = torch.ones(b, lt, device=device)
+    mask[:, lt - lt // 4:] = 0
+    t = torch.rand(b, device=device, generator=g) * 1000
+    target = torch.randn_like(x)
+    fwd_model = torch.compile(model) if args.compile else model
+
+    def forward(m):
+        out = fwd_model(x, text, t, mask, num_frames=tv, height=hv, width=wv,
+                        rope_interpolation_scale=(cfg.temporal_compression / cfg.fps, 32, 32), return_dict=False)[0]
+        return F.mse_loss(out.float(), target)
+
+    torch.cuda.reset_peak_memory_stats()
+    sec = time_steps(make_step(model, forward), args.warmup, args.steps)
+    params = sum(p.numel() for p in model.parameters())
+    return {"model": "diffusers.LTXVideoTransformer3DModel", "params": params, "tokens": b * nv, "video_tokens": b * nv,
+            "step_s": sec, "flops": ltx_video_flops(model, b, nv, lt, cfg.width, cfg.depth),
+            "naive_flops": 6.0 * params * b * nv, "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30}
+
+
+def report(r: dict, peak_tflops: float) -> None:
+    tflops = r["flops"] / r["step_s"] / 1e12
+    r.update(tflops=tflops, mfu=tflops / peak_tflops, naive_mfu=r["naive_flops"] / r["step_s"] / 1e12 / peak_tflops,
+             tokens_per_s=r["tokens"] / r["step_s"], video_tokens_per_s=r["video_tokens"] / r["step_s"])
+    print(f"{r['model']}: {r['params'] / 1e6:.0f} M params, {r['tokens']} tokens/step | step {r['step_s'] * 1e3:.1f} ms"
+          f" | {r['tokens_per_s']:.0f} tokens/s ({r['video_tokens_per_s']:.0f} video tokens/s) | {tflops:.0f} TFLOP/s"
+          f" | MFU {100 * r['mfu']:.1f}% (naive 6*params*tokens: {100 * r['naive_mfu']:.1f}%)"
+          f" | peak mem {r['peak_mem_gib']:.1f} GiB")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--preset", default="1b")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--latent", type=int, nargs=3, default=[13, 24, 32], metavar=("T", "H", "W"),
+                   help="video latent grid (default: 97 frames at 768x1024 with an 8x32x32 VAE -> 9984 tokens)")
+    p.add_argument("--text-tokens", type=int, default=192, help="connector tokens (128 registers + 64 text)")
+    p.add_argument("--modulation", default="single", choices=["single", "block"])
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--grad-ckpt", action="store_true")
+    p.add_argument("--no-text-mask", action="store_true",
+                   help="no key padding mask, as with the connector's register_mode='replace' (unmasked kernels)")
+    p.add_argument("--no-diffusers", action="store_true")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak (default from the GPU name)")
+    p.add_argument("--profile", type=int, default=0, metavar="ROWS", help="print the top CUDA kernels of one step")
+    p.add_argument("--json", default=None, help="also write the results here")
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("bench_dit needs a CUDA GPU; nothing to measure on CPU")
+        return 0
+    device = torch.device("cuda")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    name = torch.cuda.get_device_name()
+    peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), 989.0)
+    print(f"{name}, torch {torch.__version__}, peak {peak:.0f} TFLOP/s bf16, compile={args.compile}, "
+          f"grad_ckpt={args.grad_ckpt}, text_mask={not args.no_text_mask}")
+    results = []
+    for fn in (bench_joint, None if args.no_diffusers else bench_diffusers):
+        if fn is None:
+            continue
+        t0 = time.time()
+        r = fn(args, device)
+        if r is not None:
+            report(r, peak)
+            r["wall_s"] = time.time() - t0
+            results.append(r)
+        torch.cuda.empty_cache()
+    if len(results) == 2:
+        ours, theirs = results
+        print(f"video tokens/s ours / diffusers: {ours['video_tokens_per_s'] / theirs['video_tokens_per_s']:.2f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"device": name, "args": vars(args), "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
