@@ -53,7 +53,7 @@ def main() -> None:
     if not (SHARDS / "manifest.json").is_file():
         times["shards"] = run("shards", ["ltx-shards", "synth", "--out", str(SHARDS), "--train", "256",
                                          "--val", "32", "--workers", "2"])
-    common = ["logger=csv", "callbacks=default", "trainer.enable_progress_bar=false"]
+    common = ["logger=csv", "~callbacks.progress", "trainer.enable_progress_bar=false"]
     times["vae"] = run("video VAE", ["ltx-train", "experiment=vae_tiny", f"trainer.max_time={budget(180)}",
                                      f"hydra.run.dir={out}/vae", *common])
     times["vae_eval"] = run("video VAE eval", ["ltx-eval", "task=vae", f"checkpoint={out}/vae/checkpoints/last.ckpt",

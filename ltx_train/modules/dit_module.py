@@ -205,8 +205,9 @@ class DiTModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         losses = self._losses(batch, None, train=True)
-        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=False, batch_size=len(batch["caption"]))
-        self.log("train/loss", losses["loss"], prog_bar=True, batch_size=len(batch["caption"]))
+        n = len(batch["caption"])
+        self.log_dict({f"train/{k}": v for k, v in losses.items() if k != "loss"}, batch_size=n)
+        self.log("train/loss", losses["loss"], prog_bar=True, batch_size=n)
         if "skipped" in batch:
             self.log("data/skipped", torch.as_tensor(batch["skipped"]).float().max(), batch_size=1)
         return losses["loss"]
