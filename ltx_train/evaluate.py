@@ -105,7 +105,7 @@ def _summary(task: str, report: dict) -> dict:
         return {"num_clips": report.get("num_clips"), **report.get("rows", {})}
     if task == "physics":
         return {k: v.get("summary") for k, v in report.items() if isinstance(v, dict)}
-    return report.get("summary", report)
+    return {k: report[k] for k in ("psnr", "ssim", "num_clips", "seconds") if k in report}
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")

@@ -82,10 +82,11 @@ def main() -> None:
                                                  f"hydra.run.dir={out}/physics_eval"])
 
     summary = {
-        "video_vae": load_json(out / "vae_eval" / "report.json").get("summary"),
-        "audio": load_json(out / "audio_eval" / "report.json").get("summary"),
+        "video_vae": {k: v for k, v in load_json(out / "vae_eval" / "report.json").items()
+                      if k in ("psnr", "ssim", "num_clips")},
+        "audio": load_json(out / "audio_eval" / "report.json").get("rows"),
         "dit_final_metrics": {k: v for k, v in load_json(out / "dit" / "metrics.json").items() if k.startswith("val/")},
-        "physics": load_json(out / "physics_eval" / "report.json").get("summary"),
+        "physics": {k: v.get("summary") for k, v in load_json(out / "physics_eval" / "report.json").items()},
         "seconds": {k: round(v, 1) for k, v in times.items()},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

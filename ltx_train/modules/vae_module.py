@@ -1,0 +1,165 @@
+"""LightningModule that trains the video VAE: L1 + (1 - SSIM) + KL, optional hinge patch-GAN.
+
+Optimisation is automatic (one AdamW, Lightning handles clipping / accumulation / precision) unless
+``gan_weight > 0``; then it is manual with a generator and a discriminator optimiser. In GAN mode:
+- the trainer must not clip (``trainer.gradient_clip_val=null``); ``grad_clip`` here clips instead;
+- Lightning's ``trainer.global_step`` counts both optimisers' steps, so ``trainer.max_steps`` counts
+  two per batch once the GAN is on; ``gan_start_step`` and the LR schedule count generator steps.
+
+Clips whose frame count is not 1 + tc*k are cropped to their first 1 + tc*k frames, and frames whose
+size is not a multiple of the spatial compression are centre-cropped (``crop_to_valid``).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torchmetrics.functional.image import structural_similarity_index_measure as ssim_fn
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from ltx_train.config import to_dataclass
+from ltx_train.models.vae import VideoVAE, VideoVAEConfig, crop_to_valid, preset
+from ltx_train.models.vae.discriminator import (PatchDiscriminator3d, PatchDiscriminatorConfig,
+                                                hinge_d_loss, hinge_g_loss)
+from ltx_train.modules.optim import build_optimizer, lightning_scheduler, warmup_cosine
+
+
+def resolve_vae_config(vae: str | Mapping | VideoVAEConfig) -> VideoVAEConfig:
+    """A preset name, a mapping (optionally ``{"preset": name, **overrides}``) or a config."""
+    if isinstance(vae, VideoVAEConfig):
+        return vae
+    if isinstance(vae, str):
+        return preset(vae)
+    d = dict(vae)
+    name = d.pop("preset", None)
+    base = preset(name).to_dict() if name is not None else {}
+    return to_dataclass(VideoVAEConfig, {**base, **d}, "model.vae")  # names a bad key or type
+
+
+def frames_of(video: torch.Tensor) -> torch.Tensor:
+    """(B, C, T, H, W) -> (B*T, C, H, W): image metrics see every frame as an image."""
+    return rearrange(video, "b c t h w -> (b t) c h w")
+
+
+class VAEModule(L.LightningModule):
+    def __init__(self, vae: str | Mapping | VideoVAEConfig = "tiny", lr: float = 1e-3,
+                 weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.99),
+                 warmup_steps: int = 50, total_steps: int = 10_000, min_lr_ratio: float = 0.1,
+                 l1_weight: float = 1.0, ssim_weight: float = 0.5, kl_weight: float = 1e-6,
+                 gan_weight: float = 0.0, gan_start_step: int = 2000, disc_lr: float | None = None,
+                 disc_channels: int = 32, disc_layers: int = 3, grad_clip: float = 1.0,
+                 sample_posterior: bool = True, val_max_videos: int = 4):
+        super().__init__()
+        vae = resolve_vae_config(vae).to_dict()  # hparams hold a plain dict: YAML- and checkpoint-safe
+        betas = [float(b) for b in betas]
+        self.save_hyperparameters()
+        self.vae = VideoVAE(VideoVAEConfig.from_dict(vae))
+        self.use_gan = gan_weight > 0
+        self.automatic_optimization = not self.use_gan
+        self.disc = None
+        if self.use_gan:
+            self.disc = PatchDiscriminator3d(PatchDiscriminatorConfig(channels=disc_channels, layers=disc_layers))
+        # generator steps taken, checkpointed with the weights (global_step also counts D's steps)
+        self.register_buffer("generator_steps", torch.zeros((), dtype=torch.long))
+        self.val_psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3, 4), reduction="elementwise_mean")
+        self.val_ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
+        self.val_examples: list[tuple[torch.Tensor, torch.Tensor]] = []  # (original, recon) (3, T, H, W)
+
+    def video_of(self, batch) -> torch.Tensor:
+        """Batch dict (or a bare tensor) -> (B, 3, 1 + tc*k, H', W') cropped to a valid VAE input."""
+        x = batch["video"] if isinstance(batch, Mapping) else batch
+        return crop_to_valid(x, self.vae.spatial_compression, self.vae.temporal_compression)
+
+    def reconstruction_losses(self, x: torch.Tensor, recon: torch.Tensor, posterior) -> dict[str, torch.Tensor]:
+        hp = self.hparams
+        l1 = (recon - x).abs().mean()
+        ssim = ssim_fn(frames_of(recon.float()), frames_of(x.float()), data_range=2.0)
+        kl = posterior.kl().mean()
+        loss = hp.l1_weight * l1 + hp.ssim_weight * (1 - ssim) + hp.kl_weight * kl
+        return {"loss": loss, "l1": l1.detach(), "ssim": ssim.detach(), "kl": kl.detach(),
+                "logvar": posterior.logvar.mean().detach()}
+
+    def _log_train(self, values: dict, batch, batch_size: int) -> None:
+        self.log_dict({f"train/{k}": v for k, v in values.items() if k != "loss"}, on_step=True,
+                      batch_size=batch_size, prog_bar=False)
+        self.log("train/loss", values["loss"], on_step=True, batch_size=batch_size, prog_bar=True)
+        if isinstance(batch, Mapping) and "skipped" in batch:
+            skipped = batch["skipped"]
+            skipped = skipped.max().item() if torch.is_tensor(skipped) else skipped
+            self.log("data/skipped", float(skipped), on_step=True, batch_size=batch_size)
+
+    def training_step(self, batch, batch_idx: int):
+        x = self.video_of(batch)
+        recon, posterior = self.vae(x, sample=self.hparams.sample_posterior)
+        losses = self.reconstruction_losses(x, recon, posterior)
+        if not self.use_gan:
+            self.generator_steps += 1
+            self._log_train(losses, batch, x.shape[0])
+            return losses["loss"]
+        return self._gan_step(x, recon, losses, batch)
+
+    def _gan_step(self, x: torch.Tensor, recon: torch.Tensor, losses: dict, batch) -> torch.Tensor:
+        hp = self.hparams
+        opt_g, opt_d = self.optimizers()
+        sched_g, sched_d = self.lr_schedulers()
+        gan_on = int(self.generator_steps) >= hp.gan_start_step
+        loss = losses["loss"]
+        if gan_on:
+            self.toggle_optimizer(opt_g)  # D's weights get no grads from the generator loss
+            g_adv = hinge_g_loss(self.disc(recon))
+            loss = loss + hp.gan_weight * g_adv
+            losses["gan_g"] = g_adv.detach()
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        self.clip_gradients(opt_g, gradient_clip_val=hp.grad_clip, gradient_clip_algorithm="norm")
+        opt_g.step()
+        sched_g.step()
+        if gan_on:
+            self.untoggle_optimizer(opt_g)
+            self.toggle_optimizer(opt_d)
+            d_loss = hinge_d_loss(self.disc(x), self.disc(recon.detach()))
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            self.clip_gradients(opt_d, gradient_clip_val=hp.grad_clip, gradient_clip_algorithm="norm")
+            opt_d.step()
+            sched_d.step()
+            self.untoggle_optimizer(opt_d)
+            losses["gan_d"] = d_loss.detach()
+        self.generator_steps += 1
+        losses["loss"] = loss.detach()
+        self._log_train(losses, batch, x.shape[0])
+        return loss.detach()
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_examples = []
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x = self.video_of(batch)
+        recon, posterior = self.vae(x, sample=False)
+        losses = self.reconstruction_losses(x, recon, posterior)
+        b = x.shape[0]
+        r01, x01 = (recon.float().clamp(-1, 1) + 1) / 2, (x.float() + 1) / 2
+        self.val_psnr.update(r01, x01)
+        self.val_ssim.update(frames_of(r01), frames_of(x01))
+        self.log("val/loss", losses["loss"], batch_size=b)
+        self.log("val/l1", losses["l1"], batch_size=b)
+        self.log("val/psnr", self.val_psnr, batch_size=b, prog_bar=True)
+        self.log("val/ssim", self.val_ssim, batch_size=b)
+        for i in range(b):
+            if len(self.val_examples) >= self.hparams.val_max_videos:
+                break
+            self.val_examples.append((x[i].detach().float().cpu(), recon[i].detach().float().clamp(-1, 1).cpu()))
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        opt_g = build_optimizer(self.vae, hp.lr, hp.weight_decay, hp.betas)
+        sched_g = lightning_scheduler(warmup_cosine(opt_g, hp.warmup_steps, hp.total_steps, hp.min_lr_ratio), "lr/vae")
+        if not self.use_gan:
+            return {"optimizer": opt_g, "lr_scheduler": sched_g}
+        opt_d = build_optimizer(self.disc, hp.disc_lr or hp.lr, hp.weight_decay, hp.betas)
+        d_steps = max(1, hp.total_steps - hp.gan_start_step)
+        sched_d = lightning_scheduler(warmup_cosine(opt_d, hp.warmup_steps, d_steps, hp.min_lr_ratio), "lr/disc")
+        return [opt_g, opt_d], [sched_g, sched_d]
