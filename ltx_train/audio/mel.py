@@ -71,3 +71,26 @@ class LogMel(nn.Module):
         mel = torch.matmul(self.fb, self.magnitude(wav))
         out = torch.log(torch.clamp(mel, min=self.cfg.log_floor))
         return out[0] if squeeze else out
+
+
+def lookahead_frames(cfg: MelConfig) -> int:
+    """Mel frames by which a centred STFT frame peeks past its own hop.
+
+    ``timing.py`` lets mel frame m stand for samples ``m*hop .. (m+1)*hop``, but with ``center=True``
+    frame m is a window *centred* on sample ``m*hop`` and reaches ``win_length // 2`` samples ahead,
+    i.e. ``win_length // 2 - hop`` samples into the next hops. Delaying the mel sequence by this many
+    frames makes frame m contain nothing later than sample ``(m+1)*hop`` (1 for win 1000 / hop 250).
+    A causal model that must not see the future of its time span (the audio VAE encoder) applies it.
+    """
+    reach = max(0, cfg.win_length // 2 - cfg.hop_length)
+    return -(-reach // cfg.hop_length)
+
+
+def log_mel_to_magnitude(log_mel: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
+    """log-mel (B, n_mels, F) -> linear STFT magnitude (B, n_fft//2+1, F) by the filterbank's pseudo-inverse.
+
+    The mel filterbank is many-to-one, so this is a least-squares guess, clamped non-negative
+    (magnitudes cannot be negative); it is what Griffin-Lim starts from.
+    """
+    pinv = torch.linalg.pinv(fb.double()).to(log_mel.dtype)  # (n_freqs, n_mels)
+    return torch.clamp(torch.matmul(pinv, log_mel.exp()), min=0.0)

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from einops import rearrange
+from omegaconf import OmegaConf
 from torchmetrics.functional.image import structural_similarity_index_measure as ssim_fn
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
@@ -33,6 +33,8 @@ def resolve_vae_config(vae: str | Mapping | VideoVAEConfig) -> VideoVAEConfig:
         return vae
     if isinstance(vae, str):
         return preset(vae)
+    if OmegaConf.is_config(vae):  # Hydra hands nested DictConfig / ListConfig
+        vae = OmegaConf.to_container(vae, resolve=True)
     d = dict(vae)
     name = d.pop("preset", None)
     base = preset(name).to_dict() if name is not None else {}

@@ -1,0 +1,141 @@
+"""``VocoderModule``: HiFi-GAN training with Lightning manual optimisation (generator + discriminators).
+
+Each step cuts a random ``segment_frames``-long window out of every clip (mel frames and the matching
+``segment_frames * hop`` samples), then
+  D step: LSGAN loss on real vs detached fake waveforms (MPD + MSD);
+  G step: 45 * mel L1 + 2 * feature matching + LSGAN adversarial loss.
+Before ``disc_start_step`` only the mel L1 trains the generator (a warm-up that gives the
+discriminators something plausible to judge). Every term is per clip and averaged over clips with
+``audio_mask`` True. A batch without audio is skipped on a single device (so AdamW's momentum and
+decay do not move the weights); under DDP it gives zero losses, still connected to the graph, so all
+ranks run the same backward.
+
+Manual optimisation clips gradients itself (``grad_clip``): set ``trainer.gradient_clip_val=null``.
+Lightning's ``trainer.max_steps`` counts steps of both optimisers (2 per batch once the discriminators
+train); ``disc_start_step`` and ``total_steps`` here count generator updates (``gen_steps``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+
+from ltx_train.audio.mel import LogMel, MelConfig
+from ltx_train.config import to_dataclass
+from ltx_train.eval.audio_metrics import masked_mean, mel_l1
+from ltx_train.models.audio.discriminators import (Discriminators, discriminator_loss, feature_matching_loss,
+                                                   generator_adversarial_loss)
+from ltx_train.models.audio.presets import discriminator_config, vocoder_config
+from ltx_train.models.audio.vocoder import HiFiGAN
+from ltx_train.modules.optim import build_optimizer, warmup_cosine
+
+
+def random_segments(mel: torch.Tensor, audio: torch.Tensor, frames: int, hop: int,
+                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random aligned window per clip: mel (B, M, F), audio (B, >= F*hop) -> (B, M, frames), (B, frames*hop).
+
+    Clips shorter than ``frames`` are used whole.
+    """
+    num = mel.shape[-1]
+    if frames >= num:
+        return mel, audio[:, : num * hop]
+    starts = torch.randint(0, num - frames + 1, (mel.shape[0],), generator=generator).tolist()
+    mel_seg = torch.stack([m[:, s:s + frames] for m, s in zip(mel, starts)])
+    wav_seg = torch.stack([a[s * hop:(s + frames) * hop] for a, s in zip(audio, starts)])
+    return mel_seg, wav_seg
+
+
+class VocoderModule(L.LightningModule):
+    def __init__(self, preset: str = "tiny", generator: dict[str, Any] | None = None,
+                 discriminator: dict[str, Any] | None = None, mel: dict[str, Any] | None = None,
+                 segment_frames: int = 32, lr: float = 2e-4, betas: tuple[float, float] = (0.8, 0.99),
+                 weight_decay: float = 0.01, warmup_steps: int = 0, total_steps: int = 100_000,
+                 min_lr_ratio: float = 0.1, mel_weight: float = 45.0, fm_weight: float = 2.0,
+                 adv_weight: float = 1.0, disc_start_step: int = 0, grad_clip: float | None = None):
+        """``generator`` / ``discriminator``: overrides of the preset's configs; ``mel``: ``MelConfig`` fields
+        (must match the data's mel); ``segment_frames``: mel frames per training window."""
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.mel = LogMel(to_dataclass(MelConfig, mel or {}, path="mel"))
+        self.generator = HiFiGAN(vocoder_config(preset, **(generator or {})))
+        self.discriminators = Discriminators(discriminator_config(preset, **(discriminator or {})))
+        hop = self.mel.cfg.hop_length
+        if self.generator.hop_length != hop or self.generator.cfg.n_mels != self.mel.cfg.n_mels:
+            raise ValueError(f"generator upsamples x{self.generator.hop_length} from {self.generator.cfg.n_mels} "
+                             f"mels, but the mel front-end has hop {hop} and {self.mel.cfg.n_mels} mels")
+        # Lightning's global_step counts both optimisers' steps; this counts generator updates only.
+        self.register_buffer("gen_steps", torch.zeros((), dtype=torch.long))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """log-mel (B, n_mels, F) -> waveform (B, F * hop)."""
+        return self.generator(mel)
+
+    def _step(self, opt, loss: torch.Tensor, params) -> None:
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.hparams.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, self.hparams.grad_clip)
+        opt.step()
+
+    def discriminator_step_loss(self, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """LSGAN loss of MPD + MSD on waves (B, S), averaged over clips with audio; ``fake`` is detached."""
+        real_logits, _ = self.discriminators(real)
+        fake_logits, _ = self.discriminators(fake.detach())
+        return masked_mean(discriminator_loss(real_logits, fake_logits), mask)
+
+    def generator_step_losses(self, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor,
+                              use_gan: bool) -> dict[str, torch.Tensor]:
+        """{"mel_l1", ["g_adv", "fm"], "loss"}: each averaged over clips with audio; waves (B, S)."""
+        h = self.hparams
+        out = {"mel_l1": masked_mean(mel_l1(self.mel(fake), self.mel(real)), mask)}
+        loss = h.mel_weight * out["mel_l1"]
+        if use_gan:
+            with torch.no_grad():
+                _, real_feats = self.discriminators(real)
+            fake_logits, fake_feats = self.discriminators(fake)
+            out["g_adv"] = masked_mean(generator_adversarial_loss(fake_logits), mask)
+            out["fm"] = masked_mean(feature_matching_loss(real_feats, fake_feats), mask)
+            loss = loss + h.adv_weight * out["g_adv"] + h.fm_weight * out["fm"]
+        out["loss"] = loss
+        return out
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        h = self.hparams
+        mask = batch["audio_mask"].bool()
+        if not mask.any() and getattr(self._trainer, "world_size", 1) == 1:
+            return  # nothing to learn; under DDP every rank must still run the same backward, below
+        opt_g, opt_d = self.optimizers()
+        sched_g, sched_d = self.lr_schedulers()
+        mel_seg, real = random_segments(batch["mel"], batch["audio"], h.segment_frames, self.mel.cfg.hop_length)
+        fake = self.generator(mel_seg)
+        use_gan = int(self.gen_steps) >= h.disc_start_step
+        n = mask.shape[0]
+        if use_gan:
+            with self.toggled_optimizer(opt_d):
+                d_loss = self.discriminator_step_loss(real, fake, mask)
+                self._step(opt_d, d_loss, self.discriminators.parameters())
+            sched_d.step()
+            self.log("train/d_loss", d_loss, batch_size=n)
+        with self.toggled_optimizer(opt_g):  # the discriminators pass gradients on but collect none
+            out = self.generator_step_losses(real, fake, mask, use_gan)
+            self._step(opt_g, out["loss"], self.generator.parameters())
+        sched_g.step()
+        self.gen_steps += 1
+        self.log_dict({f"train/{k}": v for k, v in out.items()}, prog_bar=True, batch_size=n)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        mask = batch["audio_mask"].bool()
+        if not mask.any():
+            return
+        wav = self.generator(batch["mel"])
+        score = masked_mean(mel_l1(self.mel(wav), batch["mel"]), mask)
+        self.log("val/mel_l1", score, prog_bar=True, batch_size=int(mask.sum()), sync_dist=True)
+
+    def configure_optimizers(self):
+        h = self.hparams
+        opts = [build_optimizer(m, lr=h.lr, weight_decay=h.weight_decay, betas=tuple(h.betas))
+                for m in (self.generator, self.discriminators)]
+        # stepped by hand in training_step, once per generator update (and per discriminator update)
+        return opts, [warmup_cosine(o, h.warmup_steps, h.total_steps, h.min_lr_ratio) for o in opts]
