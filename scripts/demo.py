@@ -54,19 +54,19 @@ def main() -> None:
         times["shards"] = run("shards", ["ltx-shards", "synth", "--out", str(SHARDS), "--train", "256",
                                          "--val", "32", "--workers", "2"])
     common = ["logger=csv", "~callbacks.progress", "trainer.enable_progress_bar=false"]
-    times["vae"] = run("video VAE", ["ltx-train", "experiment=vae_tiny", f"trainer.max_time={budget(180)}",
+    times["vae"] = run("video VAE", ["ltx-train", "experiment=vae_tiny", f"trainer.max_time={budget(330)}",
                                      f"hydra.run.dir={out}/vae", *common])
     times["vae_eval"] = run("video VAE eval", ["ltx-eval", "task=vae", f"checkpoint={out}/vae/checkpoints/last.ckpt",
                                                f"hydra.run.dir={out}/vae_eval"])
     times["audio_vae"] = run("audio VAE", ["ltx-train", "experiment=audio_vae_tiny",
-                                           f"trainer.max_time={budget(60)}", f"hydra.run.dir={out}/audio_vae", *common])
-    times["vocoder"] = run("vocoder", ["ltx-train", "experiment=vocoder_tiny", f"trainer.max_time={budget(120)}",
+                                           f"trainer.max_time={budget(150)}", f"hydra.run.dir={out}/audio_vae", *common])
+    times["vocoder"] = run("vocoder", ["ltx-train", "experiment=vocoder_tiny", f"trainer.max_time={budget(180)}",
                                        f"hydra.run.dir={out}/vocoder", *common])
     times["audio_eval"] = run("audio eval", ["ltx-eval", "task=audio",
                                              f"checkpoint={out}/vocoder/checkpoints/last.ckpt",
                                              f"audio_vae_checkpoint={out}/audio_vae/checkpoints/last.ckpt",
                                              f"hydra.run.dir={out}/audio_eval"])
-    times["dit"] = run("connector + DiT", ["ltx-train", "experiment=dit_tiny", f"trainer.max_time={budget(180)}",
+    times["dit"] = run("connector + DiT", ["ltx-train", "experiment=dit_tiny", f"trainer.max_time={budget(330)}",
                                            f"model.vae_checkpoint={out}/vae/checkpoints/last.ckpt",
                                            f"model.audio_vae_checkpoint={out}/audio_vae/checkpoints/last.ckpt",
                                            f"hydra.run.dir={out}/dit", *common])
