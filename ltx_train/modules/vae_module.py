@@ -78,7 +78,8 @@ class VAEModule(L.LightningModule):
     def reconstruction_losses(self, x: torch.Tensor, recon: torch.Tensor, posterior) -> dict[str, torch.Tensor]:
         hp = self.hparams
         l1 = (recon - x).abs().mean()
-        ssim = ssim_fn(frames_of(recon.float()), frames_of(x.float()), data_range=2.0)
+        with torch.autocast(device_type=x.device.type, enabled=False):  # see validation_step
+            ssim = ssim_fn(frames_of(recon.float()), frames_of(x.float()), data_range=2.0)
         kl = posterior.kl().mean()
         loss = hp.l1_weight * l1 + hp.ssim_weight * (1 - ssim) + hp.kl_weight * kl
         return {"loss": loss, "l1": l1.detach(), "ssim": ssim.detach(), "kl": kl.detach(),
@@ -144,8 +145,10 @@ class VAEModule(L.LightningModule):
         losses = self.reconstruction_losses(x, recon, posterior)
         b = x.shape[0]
         r01, x01 = (recon.float().clamp(-1, 1) + 1) / 2, (x.float() + 1) / 2
-        self.val_psnr.update(r01, x01)
-        self.val_ssim.update(frames_of(r01), frames_of(x01))
+        # metrics in float32 even under bf16 autocast: SSIM's E[x^2] - E[x]^2 cancels badly in bf16
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            self.val_psnr.update(r01, x01)
+            self.val_ssim.update(frames_of(r01), frames_of(x01))
         self.log("val/loss", losses["loss"], batch_size=b)
         self.log("val/l1", losses["l1"], batch_size=b)
         self.log("val/psnr", self.val_psnr, batch_size=b, prog_bar=True)
