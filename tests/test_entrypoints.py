@@ -111,3 +111,22 @@ def test_dit_trains_then_generates_playable_mp4_with_audio(trained, synthetic_sh
     report = evaluate(cfg_for("eval", tmp_path / "phys", synthetic_shards, "task=physics", f"generated={gen}",
                               "limit=2"))
     assert report["generated"]["summary"]["num_clips"] == 2
+
+
+def test_connector_only_training_leaves_the_dit_untouched(trained, synthetic_shards, tmp_path):
+    import torch
+
+    from ltx_train.modules.dit_module import DiTModule
+    _, ckpts = trained
+    out = tmp_path / "conn"
+    train(cfg_for("train", out, synthetic_shards, "experiment=dit_tiny", "trainer.max_steps=2",
+                  "model.train_mode=connector", "model.warmup_steps=1",
+                  f"model.vae_checkpoint={ckpts['vae_tiny']}", f"model.audio_vae_checkpoint={ckpts['audio_vae_tiny']}",
+                  *FAST))
+    trained_module = DiTModule.load_from_checkpoint(str(out / "checkpoints" / "last.ckpt"), weights_only=False)
+    torch.manual_seed(0)  # the same seed as the fresh model built by train() above
+    fresh = DiTModule(**{k: v for k, v in trained_module.hparams.items()})
+    for (name, a), b in zip(trained_module.dit.named_parameters(), fresh.dit.parameters()):
+        assert torch.equal(a, b), f"frozen DiT parameter {name} changed"
+    assert any(not torch.equal(a, b) for a, b in zip(trained_module.connector.parameters(),
+                                                      fresh.connector.parameters()))
