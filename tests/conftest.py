@@ -19,6 +19,17 @@ import webdataset as wds
 
 from ltx_train.data.mp4 import write_mp4
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tests use tiny tensors: a second intra-op thread only adds sync cost, and on a shared 2-core
+    machine it can make each op many times slower while the other core is busy."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 ODD_KEYS = {"good": ["good-0", "noaudio", "nojson", "good-1"],
             "broken": ["truncated", "badjson", "nocaption"]}
 

@@ -33,14 +33,6 @@ def impact_batch(batch: int = 3, num_samples: int = 12000, seed: int = 0) -> dic
     return {"audio": audio, "mel": LogMel()(audio), "audio_mask": torch.ones(batch, dtype=torch.bool)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The machine's cores are shared; one thread per test process beats two fighting over them."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.mark.parametrize("preset", sorted(AUDIO_VAE_PRESETS))
 def test_every_preset_maps_log_mel_to_one_latent_per_four_frames_and_back(preset):

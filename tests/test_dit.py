@@ -11,15 +11,6 @@ from ltx_train.timing import audio_latent_times, video_latent_times
 B, TV, HV, WV, TA, L = 2, 3, 4, 4, 12, 6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: a second intra-op thread only adds sync cost, and on a shared 2-core box it can
-    # make each op ~50x slower while the other core is busy
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def tiny(**overrides) -> JointDiT:
     torch.manual_seed(0)

@@ -9,15 +9,6 @@ from ltx_train.diffusion.flow import (add_noise, flow_loss, get_sigmas, predict_
 from ltx_train.diffusion.samplers import cfg_model_fn, sample_euler, sample_heun
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: a second intra-op thread only adds sync cost, and on a shared 2-core box it can
-    # make each op ~50x slower while the other core is busy
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_noising_interpolates_data_to_noise_and_velocity_is_its_time_derivative():
     g = torch.Generator().manual_seed(0)

@@ -12,13 +12,6 @@ TV, TA = 3, 18                    # 24 fps, 24 kHz, hop 250, 4x -> 24 audio late
 TIMING = dict(temporal_compression=TC, sample_rate=24000, hop_length=250, audio_compression=4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def make_batch(annotated=True, audio=True):
     g = torch.Generator().manual_seed(0)

@@ -8,14 +8,6 @@ from ltx_train.models.text.connector import TextConnector, TextConnectorConfig, 
 from ltx_train.models.text.encoder import FrozenTextEncoder
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # small tensors on a shared 2-core box: one intra-op thread avoids spin-wait contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def encoder():

@@ -45,14 +45,6 @@ def batch_of(audio: torch.Tensor, mask: list[bool] | None = None) -> dict:
             "audio_mask": mask}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The machine's cores are shared; one thread per test process beats two fighting over them."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.mark.parametrize("preset", sorted(VOCODER_PRESETS))
 def test_every_preset_turns_f_mel_frames_into_f_times_hop_samples(preset):

@@ -41,7 +41,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch.utils.checkpoint import checkpoint
 
-from ltx_train.models.dit.layers import DiTBlock, FinalLayer, TimestepEmbedder
+from ltx_train.models.dit.layers import DiTBlock, FinalLayer
+from ltx_train.models.embeddings import TimestepEmbedder
 from ltx_train.models.dit.rope import default_axes_dim, rope_cos_sin
 from ltx_train.timing import audio_latent_times, video_latent_times
 

@@ -21,7 +21,9 @@ from einops import rearrange
 from torch import nn
 
 from ..distributions import DiagonalGaussian
-from .blocks import Downsample, ResBlock3d, TimestepEmbedder, Upsample, make_norm
+from ltx_train.models.embeddings import TimestepEmbedder
+
+from .blocks import Downsample, ResBlock3d, Upsample, make_norm
 from .causal_conv import CausalConv3d
 
 
