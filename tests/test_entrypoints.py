@@ -130,3 +130,27 @@ def test_connector_only_training_leaves_the_dit_untouched(trained, synthetic_sha
         assert torch.equal(a, b), f"frozen DiT parameter {name} changed"
     assert any(not torch.equal(a, b) for a, b in zip(trained_module.connector.parameters(),
                                                       fresh.connector.parameters()))
+
+
+def test_wandb_logger_runs_offline_with_reconstruction_videos_and_table(synthetic_shards, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    train(cfg_for("train", tmp_path, synthetic_shards, "experiment=vae_tiny", "logger=wandb",
+                  "trainer.max_steps=2", *FAST))
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, "W&B must run offline, under the run's output dir"
+    media = runs[0] / "files" / "media"
+    assert list(media.rglob("reconstructions_*.mp4")) and list(media.rglob("recon_metrics_*.table.json"))
+
+
+def test_vae_eval_on_a_folder_of_user_videos(trained, synthetic_shards, tmp_path, make_sample, ramp_clip):
+    _, ckpts = trained
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    frames, _, audio = ramp_clip(num_frames=25, size=64)
+    (folder / "clip.mp4").write_bytes(make_sample("clip", frames, 24.0, audio)["mp4"])
+    (folder / "clip.txt").write_text("a grey ramp")
+    (folder / "notes.mp4").write_bytes(b"not a video")
+    report = evaluate(cfg_for("eval", tmp_path / "out", synthetic_shards, "task=vae",
+                              f"checkpoint={ckpts['vae_tiny']}", f"videos={folder}", "max_save=1"))
+    assert report["num_clips"] == 1 and report["psnr"] > 0
