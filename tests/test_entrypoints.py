@@ -92,6 +92,7 @@ def test_dit_trains_then_generates_playable_mp4_with_audio(trained, synthetic_sh
                             f"model.vae_checkpoint={ckpts['vae_tiny']}",
                             f"model.audio_vae_checkpoint={ckpts['audio_vae_tiny']}", *FAST))
     assert {"train/video", "train/audio", "train/physics_gravity", "val/loss"} <= set(metrics)
+    assert (out / "samples" / "sample_step000002_0.mp4").is_file(), "validation samples every N steps"
 
     gen = tmp_path / "gen"
     paths = generate(cfg_for("generate", gen, synthetic_shards, f"checkpoint={out}/checkpoints/last.ckpt",
