@@ -12,6 +12,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
 T = TypeVar("T")
 
 
@@ -20,12 +22,9 @@ class ConfigError(ValueError):
 
 
 def _plain(value: Any) -> Any:
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-        if isinstance(value, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(value, resolve=True)
-    except ImportError:  # omegaconf is a dependency; this only keeps the module importable alone
-        pass
+    """OmegaConf containers -> plain dicts / lists (resolved); anything else unchanged."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
     return value
 
 

@@ -215,7 +215,7 @@ class EpochLoader(DataLoader):
         return {}
 
     def load_state_dict(self, state: dict) -> None:
-        pass
+        return None  # nothing to restore here: see the comment above
 
 
 class StreamPosition:
