@@ -21,7 +21,7 @@ class ConfigError(ValueError):
     """A bad configuration value, reported with the key path that holds it."""
 
 
-def _plain(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
     """OmegaConf containers -> plain dicts / lists (resolved); anything else unchanged."""
     if isinstance(value, (DictConfig, ListConfig)):
         return OmegaConf.to_container(value, resolve=True)
@@ -86,7 +86,7 @@ def to_dataclass(cls: type[T], value: Any, path: str = "config") -> T:
     """Build dataclass ``cls`` from a dict (or return it unchanged if it already is one)."""
     if isinstance(value, cls):
         return value
-    value = _plain(value)
+    value = to_plain(value)
     if value is None:
         value = {}
     if not isinstance(value, Mapping):

@@ -22,7 +22,7 @@ import lightning as L
 import torch
 import torch.nn as nn
 
-from ltx_train.config import to_dataclass
+from ltx_train.config import to_dataclass, to_plain
 from ltx_train.diffusion.flow import add_noise, flow_loss, sample_timesteps, velocity_target
 from ltx_train.models.dit.dit import JointDiT, JointDiTConfig
 from ltx_train.models.dit.physics_heads import PhysicsHeads, PhysicsHeadsConfig, physics_losses, physics_targets
@@ -51,8 +51,7 @@ class PhysicsLossConfig:
 
 def _from_preset(cls, presets_fn, value: Any, path: str):
     """``{"preset": name, **overrides}`` (or a plain field dict) -> typed config, naming bad keys."""
-    from ltx_train.config import _plain
-    d = dict(_plain(value) or {})
+    d = dict(to_plain(value) or {})
     name = d.pop("preset", None)
     base = dataclasses.asdict(presets_fn(name)) if name else {}
     return to_dataclass(cls, {**base, **d}, path)
