@@ -94,8 +94,13 @@ def test_dit_trains_then_generates_playable_mp4_with_audio(trained, synthetic_sh
     assert {"train/video", "train/audio", "train/physics_gravity", "val/loss"} <= set(metrics)
     assert (out / "samples" / "sample_step000002_0.mp4").is_file(), "validation samples every N steps"
 
+    # the DiT checkpoint carries the frozen VAEs: it generates after their checkpoints are gone
+    import torch
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt["hyper_parameters"].update(vae_checkpoint="/gone/vae.ckpt", audio_vae_checkpoint="/gone/avae.ckpt")
+    torch.save(ckpt, tmp_path / "moved.ckpt")
     gen = tmp_path / "gen"
-    paths = generate(cfg_for("generate", gen, synthetic_shards, f"checkpoint={out}/checkpoints/last.ckpt",
+    paths = generate(cfg_for("generate", gen, synthetic_shards, f"checkpoint={tmp_path}/moved.ckpt",
                              f"vocoder_checkpoint={ckpts['vocoder_tiny']}", "steps=2", "seconds=1.0",
                              "prompts=[a red rubber ball falls,a blue box slides]"))
     assert len(paths) == 2

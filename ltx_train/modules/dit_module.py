@@ -24,11 +24,13 @@ import torch.nn as nn
 
 from ltx_train.config import to_dataclass, to_plain
 from ltx_train.diffusion.flow import add_noise, flow_loss, sample_timesteps, velocity_target
+from ltx_train.models.audio.audio_vae import AudioVAE, AudioVAEConfig
 from ltx_train.models.dit.dit import JointDiT, JointDiTConfig
 from ltx_train.models.dit.physics_heads import PhysicsHeads, PhysicsHeadsConfig, physics_losses, physics_targets
 from ltx_train.models.dit.presets import preset as dit_preset
 from ltx_train.models.text.connector import TextConnector, TextConnectorConfig, connector_preset
 from ltx_train.models.text.encoder import FrozenTextEncoder
+from ltx_train.models.vae import VideoVAE, VideoVAEConfig
 from ltx_train.modules.ema import EMA
 from ltx_train.modules.frozen import load_audio_vae, load_video_vae
 from ltx_train.modules.optim import build_optimizer, lightning_scheduler, warmup_cosine
@@ -66,14 +68,21 @@ class DiTModule(L.LightningModule):
                  video_loss_weight: float = 1.0, audio_loss_weight: float = 1.0,
                  caption_dropout: float = 0.1, first_frame_prob: float = 0.2,
                  timestep_mean: float = 0.0, timestep_std: float = 1.0, timestep_shift: bool = True,
-                 ema_decay: float = 0.999):
+                 ema_decay: float = 0.999, frozen: dict | None = None):
+        """``frozen``: architectures of the frozen VAEs, written into every checkpoint by
+        ``on_save_checkpoint`` so a saved DiT loads (weights from its own state dict) even after the
+        VAE checkpoints it was trained from have moved; leave it None when starting a run."""
         super().__init__()
         self.save_hyperparameters()
         if train_mode not in ("all", "connector"):
             raise ValueError(f"model.train_mode must be 'all' or 'connector', got {train_mode!r}")
         # frozen: encoders of the three modalities
-        self.vae = load_video_vae(vae_checkpoint)
-        self.audio_vae = load_audio_vae(audio_vae_checkpoint)
+        if frozen is not None:
+            self.vae = VideoVAE(VideoVAEConfig.from_dict(frozen["vae"]))
+            self.audio_vae = AudioVAE(AudioVAEConfig(**frozen["audio_vae"]))
+        else:
+            self.vae = load_video_vae(vae_checkpoint)
+            self.audio_vae = load_audio_vae(audio_vae_checkpoint)
         te = dict(text_encoder or {})
         # kept out of the module tree (object.__setattr__) so checkpoints do not carry its frozen weights
         object.__setattr__(self, "text_encoder", FrozenTextEncoder(
@@ -102,6 +111,10 @@ class DiTModule(L.LightningModule):
         self.register_buffer("stats_ready", torch.zeros((), dtype=torch.bool))
         for frozen in (self.vae, self.audio_vae):
             frozen.requires_grad_(False).eval()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["hyper_parameters"]["frozen"] = {"vae": self.vae.config.to_dict(),
+                                                    "audio_vae": dataclasses.asdict(self.audio_vae.cfg)}
 
     # ------------------------------------------------------------------ helpers shared with the pipeline
     @property
