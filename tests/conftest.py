@@ -19,6 +19,17 @@ import webdataset as wds
 
 from ltx_train.data.mp4 import write_mp4
 
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests need CUDA: skip them (with the reason) where there is none."""
+    import torch
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="gpu test: no CUDA device here")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Tests use tiny tensors: a second intra-op thread only adds sync cost, and on a shared 2-core
