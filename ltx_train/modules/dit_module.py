@@ -109,8 +109,8 @@ class DiTModule(L.LightningModule):
         self.register_buffer("video_stats", torch.zeros(2, dcfg.video_channels))
         self.register_buffer("audio_stats", torch.zeros(2, dcfg.audio_channels))
         self.register_buffer("stats_ready", torch.zeros((), dtype=torch.bool))
-        for frozen in (self.vae, self.audio_vae):
-            frozen.requires_grad_(False).eval()
+        for part in (self.vae, self.audio_vae):
+            part.requires_grad_(False).eval()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["hyper_parameters"]["frozen"] = {"vae": self.vae.config.to_dict(),
@@ -180,16 +180,18 @@ class DiTModule(L.LightningModule):
         text, text_mask = self.text_tokens(captions)
 
         h = self.hparams
+        # validation passes a CPU generator (same noise on every device); training draws on the device
+        gen_dev = "cpu" if generator is not None else dev
         t = sample_timesteps(b, self.num_tokens(z_v, z_a), generator, mean=h.timestep_mean, std=h.timestep_std,
-                             shift=h.timestep_shift, device="cpu").to(dev)
-        n_v = torch.randn(z_v.shape, generator=generator, device="cpu").to(dev)
-        n_a = torch.randn(z_a.shape, generator=generator, device="cpu").to(dev)
+                             shift=h.timestep_shift, device=gen_dev).to(dev)
+        n_v = torch.randn(z_v.shape, generator=generator, device=gen_dev).to(dev)
+        n_a = torch.randn(z_a.shape, generator=generator, device=gen_dev).to(dev)
         x_v, x_a = add_noise(z_v, n_v, t), add_noise(z_a, n_a, t)
 
         # image-to-video: some clips keep latent frame 0 clean (t = 0) and are not scored on it
         cond = torch.zeros(b, z_v.shape[2], dtype=torch.bool, device=dev)
         if h.first_frame_prob > 0:
-            pick = torch.rand(b, generator=generator).to(dev) < h.first_frame_prob
+            pick = torch.rand(b, generator=generator, device=gen_dev).to(dev) < h.first_frame_prob
             cond[:, 0] = pick
             x_v = torch.where(cond[:, None, :, None, None], z_v, x_v)
 
