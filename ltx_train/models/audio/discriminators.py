@@ -58,13 +58,18 @@ class PeriodDiscriminator(nn.Module):
         if s % self.period:
             x = F.pad(x, (0, self.period - s % self.period), mode="reflect")
         x = x.view(b, c, -1, self.period)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            feats.append(x)
-        x = self.conv_post(x)
+        return _conv_stack(self.convs, self.conv_post, x)
+
+
+def _conv_stack(convs: nn.ModuleList, conv_post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Leaky-ReLU conv stack -> (flattened logits, every layer's output for feature matching)."""
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
         feats.append(x)
-        return x.flatten(1), feats
+    x = conv_post(x)
+    feats.append(x)
+    return x.flatten(1), feats
 
 
 class ScaleDiscriminator(nn.Module):
@@ -83,13 +88,7 @@ class ScaleDiscriminator(nn.Module):
         self.conv_post = norm(nn.Conv1d(cin, 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            feats.append(x)
-        x = self.conv_post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _conv_stack(self.convs, self.conv_post, x)
 
 
 class MultiPeriodDiscriminator(nn.Module):
