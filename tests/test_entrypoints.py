@@ -114,6 +114,11 @@ def test_dit_trains_then_generates_playable_mp4_with_audio(trained, synthetic_sh
     assert abs(samples - 25 / 24 * audio.rate) <= 1024
     assert (gen / "00_a_red_rubber_ball_falls.txt").read_text() == "a red rubber ball falls"
 
+    # image-to-video: the first frame of a clip conditions the sample (clean latent frame 0, t = 0)
+    i2v = generate(cfg_for("generate", tmp_path / "i2v", synthetic_shards, f"checkpoint={tmp_path}/moved.ckpt",
+                           "steps=2", f"image={paths[1]}", "prompt=the same scene continues"))
+    assert len(i2v) == 1 and i2v[0].stat().st_size > 0
+
     report = evaluate(cfg_for("eval", tmp_path / "phys", synthetic_shards, "task=physics", f"generated={gen}",
                               "limit=2"))
     assert report["generated"]["summary"]["num_clips"] == 2
