@@ -13,7 +13,10 @@ Conventions
 """
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported where needed: the NumPy-only renderer workers use this module too
+    import torch
 
 
 def mel_frames_per_video_frame(sample_rate: int, hop_length: int, fps: float) -> int:
@@ -28,6 +31,11 @@ def mel_frames_per_video_frame(sample_rate: int, hop_length: int, fps: float) ->
     return int(round(ratio))
 
 
+def clip_num_samples(num_frames: int, fps: float, sample_rate: int) -> int:
+    """Audio samples spanning ``num_frames`` video frames: ``num_frames / fps`` seconds (rounded)."""
+    return int(round(num_frames * sample_rate / fps))
+
+
 def num_latent_frames(num_frames: int, temporal_compression: int) -> int:
     """1 + k latents for 1 + tc*k frames (causal VAE layout)."""
     if (num_frames - 1) % temporal_compression != 0:
@@ -38,6 +46,8 @@ def num_latent_frames(num_frames: int, temporal_compression: int) -> int:
 
 def video_latent_times(num_latents: int, fps: float, temporal_compression: int) -> torch.Tensor:
     """(num_latents,) time in seconds of each video latent frame (mean of the frames it covers)."""
+    import torch
+
     j = torch.arange(num_latents, dtype=torch.float64)
     tc = temporal_compression
     first = (j - 1) * tc + 1
@@ -48,6 +58,8 @@ def video_latent_times(num_latents: int, fps: float, temporal_compression: int) 
 def audio_latent_times(num_latents: int, sample_rate: int, hop_length: int,
                        audio_compression: int) -> torch.Tensor:
     """(num_latents,) start time in seconds of each audio latent."""
+    import torch
+
     k = torch.arange(num_latents, dtype=torch.float64)
     return (k * audio_compression * hop_length / sample_rate).float()
 

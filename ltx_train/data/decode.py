@@ -25,6 +25,7 @@ import torch
 
 from ltx_train.audio.mel import LogMel
 from ltx_train.data.transforms import CropGeometry, frames_to_clip, plan_resize_crop
+from ltx_train.timing import clip_num_samples
 
 
 class SampleError(ValueError):
@@ -49,7 +50,7 @@ class ClipConfig:
     @property
     def num_samples(self) -> int:
         """Audio samples per clip, S = T * sample_rate / fps (rounded when not an integer)."""
-        return int(round(self.num_frames * self.sample_rate / self.fps))
+        return clip_num_samples(self.num_frames, self.fps, self.sample_rate)
 
 
 def clip_offsets(num_frames: int, fps: float, src_fps: float) -> np.ndarray:

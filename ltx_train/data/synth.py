@@ -15,6 +15,7 @@ from ltx_train.data.captions import caption
 from ltx_train.data.synth_audio import render_audio
 from ltx_train.data.synth_render import render_frames
 from ltx_train.data.synth_world import PALETTE, Scene, evaluate, sample_scene, to_screen
+from ltx_train.timing import clip_num_samples
 
 
 @dataclass
@@ -40,7 +41,7 @@ class SynthConfig:
     @property
     def num_samples(self) -> int:
         """Audio length: exactly num_frames / fps seconds."""
-        return int(round(self.num_frames * self.sample_rate / self.fps))
+        return clip_num_samples(self.num_frames, self.fps, self.sample_rate)
 
 
 @dataclass
