@@ -56,7 +56,8 @@ track_b() {
     trainer.max_time=$DIT_T trainer.max_steps=100000 model.total_steps=${DIT_STEPS:-5000} \
     trainer.val_check_interval=$VAL_EVERY trainer.limit_val_batches=2 model.lr=3e-4 model.warmup_steps=200 \
     model.vae_checkpoint="$W/vae_tiny/checkpoints/last.ckpt" model.audio_vae_checkpoint="$W/audio_vae/checkpoints/last.ckpt" \
-    model.text_encoder.path="$W/text_encoder" hydra.run.dir="$W/dit" || return 1
+    model.text_encoder.path="$W/text_encoder" hydra.run.dir="$W/dit"
+  [ -e "$W/dit/checkpoints/last.ckpt" ] || return 1   # a stopped run still generates from its last checkpoint
   local prompts
   prompts=$($PY -c "import json; from ltx_train.data.synth import render_clip, SynthConfig; print(json.dumps([render_clip(10**9+i, SynthConfig(width=64, height=64)).caption for i in range($NGEN)]))")
   stage generate $PY -m ltx_train.generate checkpoint="$W/dit/checkpoints/last.ckpt" "prompts=$prompts" \
@@ -96,14 +97,14 @@ cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=128, num_hidden_layers=2
 BertModel(cfg).save_pretrained(sys.argv[1]); tok.save_pretrained(sys.argv[1])
 PYEOF
   t0=$(date +%s)
-  $PY -m ltx_train.data.cli synth --out "$W/shards128" --train $NA --val $NV --size 128 --frames 25 --workers 14 --shard-size 128 || exit 1
+  [ "${TRACKS:-ab}" = b ] || $PY -m ltx_train.data.cli synth --out "$W/shards128" --train $NA --val $NV --size 128 --frames 25 --workers 14 --shard-size 128 || exit 1
   echo "[$(date +%T)] shards128: $(( $(date +%s) - t0 )) s" | tee -a "$W/timeline.txt"
-  setsid bash -c "$(declare -f stage track_a); W='$W' PY='$PY' QUIET='$QUIET' GPU='$GPU' WORKERS=$WORKERS VAE_T=$VAE_T VAL_EVERY=$VAL_EVERY VAE_STEPS=${VAE_STEPS:-3000}; track_a" </dev/null >"$W/logs/track_a.out" 2>&1 &
+  [ "${TRACKS:-ab}" = b ] || setsid bash -c "$(declare -f stage track_a); W='$W' PY='$PY' QUIET='$QUIET' GPU='$GPU' WORKERS=$WORKERS VAE_T=$VAE_T VAL_EVERY=$VAL_EVERY VAE_STEPS=${VAE_STEPS:-3000}; track_a" </dev/null >"$W/logs/track_a.out" 2>&1 &
   t0=$(date +%s)
   $PY -m ltx_train.data.cli synth --out "$W/shards64" --train $NB --val $NV --size 64 --frames 25 --workers 12 --shard-size 256 || exit 1
   echo "[$(date +%T)] shards64: $(( $(date +%s) - t0 )) s" | tee -a "$W/timeline.txt"
   setsid bash -c "$(declare -f stage track_b); W='$W' PY='$PY' QUIET='$QUIET' GPU='$GPU' WORKERS=$WORKERS TV_T=$TV_T AV_T=$AV_T DIT_T=$DIT_T DIT=$DIT BS_DIT=$BS_DIT BS_TV=$BS_TV VAL_EVERY=$VAL_EVERY NGEN=$NGEN NV=$NV DIT_STEPS=${DIT_STEPS:-5000}; track_b; touch $W/status/track_b.done" </dev/null >"$W/logs/track_b.out" 2>&1 &
-  if [ -z "${SMOKE:-}" ]; then   # the GPU-marked tests, while the tracks warm up
+  if [ -z "${SMOKE:-}${NOTEST:-}" ]; then   # the GPU-marked tests, while the tracks warm up
     timeout 150 $PY -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider >"$W/logs/pytest_gpu.log" 2>&1
     echo "[$(date +%T)] pytest -m gpu: rc=$?" >>"$W/timeline.txt"
   fi
@@ -113,12 +114,16 @@ wait)
   deadline=$(( $(date +%s) + ${2:-560} ))
   while [ "$(date +%s)" -lt "$deadline" ]; do
     ls "$W/status" | grep -q '\.fail$' && { echo "a stage failed"; break; }
-    [ -e "$W/status/physics.ok" ] && [ -e "$W/status/vae_small.ok" -o -e "$W/status/vae_small.fail" ] && { echo "all done"; break; }
+    a_running=; [ -e "$W/logs/vae_small.log" ] && ! ls "$W/status" | grep -q '^vae_small\.' && a_running=1
+    [ -e "$W/status/track_b.done" ] && [ -z "$a_running" ] && { echo "all done"; break; }
     sleep 10
   done
   pack
   cat "$W/timeline.txt"
   for f in "$W"/logs/*.log; do echo "== $f"; grep -v "^\s*$" "$f" | tail -4 | cut -c1-300; done
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null
+  for run in vae_small dit; do   # progress: last logged step
+    [ -f "$W/$run/csv/version_0/metrics.csv" ] && echo "$run last row: $(tail -n 1 "$W/$run/csv/version_0/metrics.csv" | cut -c1-160)"
+  done
   ;;
 esac
