@@ -111,8 +111,13 @@ def bench_joint(args, device) -> dict:
     tv_target, ta_target = torch.randn_like(video), torch.randn_like(audio)
     fwd_model = torch.compile(model) if args.compile else model
 
+    cond = None
+    if args.cond_frame:   # as in DiTModule training: latent frame 0 kept clean -> per-token-frame timesteps
+        cond = torch.zeros(b, tv, dtype=torch.bool, device=device)
+        cond[:, 0] = True
+
     def forward(m):
-        out = fwd_model(video, audio, t, text, None if args.no_text_mask else mask)
+        out = fwd_model(video, audio, t, text, None if args.no_text_mask else mask, cond_mask=cond)
         return F.mse_loss(out["video"].float(), tv_target) + F.mse_loss(out["audio"].float(), ta_target)
 
     torch.cuda.reset_peak_memory_stats()
@@ -185,6 +190,10 @@ def main(argv=None):
     p.add_argument("--grad-ckpt", action="store_true")
     p.add_argument("--no-text-mask", action="store_true",
                    help="no key padding mask, as with the connector's register_mode='replace' (unmasked kernels)")
+    p.add_argument("--cond-frame", action="store_true",
+                   help="condition on a clean first latent frame, as training does (per-token-frame modulation)")
+    p.add_argument("--index-gather", action="store_true",
+                   help="with --cond-frame: broadcast the modulation by advanced indexing (the old path) for an A/B")
     p.add_argument("--no-diffusers", action="store_true")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--steps", type=int, default=10)
@@ -197,10 +206,15 @@ def main(argv=None):
         return 0
     device = torch.device("cuda")
     torch.backends.cuda.matmul.allow_tf32 = True
+    if args.index_gather:
+        from ltx_train.models.dit import layers
+        layers.expand_runs = lambda rows, runs: rows[:, torch.tensor(
+            [g for g, n in runs for _ in range(n)], device=rows.device)]
     name = torch.cuda.get_device_name()
     peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), 989.0)
     print(f"{name}, torch {torch.__version__}, peak {peak:.0f} TFLOP/s bf16, compile={args.compile}, "
-          f"grad_ckpt={args.grad_ckpt}, text_mask={not args.no_text_mask}")
+          f"grad_ckpt={args.grad_ckpt}, text_mask={not args.no_text_mask}, cond_frame={args.cond_frame}, "
+          f"index_gather={args.index_gather}")
     results = []
     for fn in (bench_joint, None if args.no_diffusers else bench_diffusers):
         if fn is None:

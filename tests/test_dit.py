@@ -4,6 +4,7 @@ import torch
 
 from ltx_train.diffusion.flow import add_noise, flow_loss, velocity_target
 from ltx_train.models.dit.dit import VIDEO, JointDiT
+from ltx_train.models.dit.layers import expand_runs
 from ltx_train.models.dit.presets import preset
 from ltx_train.models.dit.rope import rope_angles
 from ltx_train.timing import audio_latent_times, video_latent_times
@@ -131,6 +132,20 @@ def test_per_frame_timesteps_and_clean_condition_frames():
     assert not torch.allclose(one["video"][1], base["video"][1])
     # audio may run on its own clock
     assert not torch.allclose(model(**x, audio_timestep=torch.zeros(B))["audio"], base["audio"])
+
+
+def test_expand_runs_matches_index_gather_in_values_and_gradients():
+    # the per-group modulation broadcast that replaced ``rows[:, index]`` (slow backward on CUDA)
+    runs = ((0, 3), (2, 4), (3, 4), (1, 2))
+    index = torch.tensor([g for g, n in runs for _ in range(n)])
+    rows = torch.randn(2, 4, 5, requires_grad=True)
+    upstream = torch.randn(2, int(index.numel()), 5)
+    ours = expand_runs(rows, runs)
+    (grad_ours,) = torch.autograd.grad(ours, rows, upstream)
+    ref = rows[:, index]
+    (grad_ref,) = torch.autograd.grad(ref, rows, upstream)
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(grad_ours, grad_ref)
 
 
 def test_gradient_checkpointing_matches_plain_backward():

@@ -109,6 +109,7 @@ class DiTModule(L.LightningModule):
         self.register_buffer("video_stats", torch.zeros(2, dcfg.video_channels))
         self.register_buffer("audio_stats", torch.zeros(2, dcfg.audio_channels))
         self.register_buffer("stats_ready", torch.zeros((), dtype=torch.bool))
+        self._stats_ready = False
         for part in (self.vae, self.audio_vae):
             part.requires_grad_(False).eval()
 
@@ -142,8 +143,10 @@ class DiTModule(L.LightningModule):
         """Normalised latents: video (B, Cv, Tv, Hv, Wv) and audio (B, Ca, Ta)."""
         z_v = self.vae.encode(batch["video"]).mode()
         z_a = self.audio_vae.encode(batch["mel"]).mode()
-        if not bool(self.stats_ready):
-            self._measure_stats(z_v, z_a, batch["audio_mask"].bool())
+        if not self._stats_ready:     # host-side flag: reading the buffer every step would sync the GPU
+            if not bool(self.stats_ready):
+                self._measure_stats(z_v, z_a, batch["audio_mask"].bool())
+            self._stats_ready = True
         return self.normalize(z_v, z_a)
 
     def _measure_stats(self, z_v, z_a, audio_mask) -> None:
@@ -195,7 +198,7 @@ class DiTModule(L.LightningModule):
             cond[:, 0] = pick
             x_v = torch.where(cond[:, None, :, None, None], z_v, x_v)
 
-        out = self.dit(x_v, x_a, t, text, text_mask, cond_mask=cond if cond.any() else None, fps=batch["fps"],
+        out = self.dit(x_v, x_a, t, text, text_mask, cond_mask=cond if h.first_frame_prob > 0 else None, fps=batch["fps"],
                        return_hidden_at=self.pcfg.block if self.pcfg.enabled else None)
         v_mask = (~cond)[:, None, :, None, None].float()
         a_mask = batch["audio_mask"].bool()[:, None, None].float()

@@ -20,15 +20,24 @@ class EMA(nn.Module):
         self.decay = decay
         self.shadow = copy.deepcopy(model).eval().requires_grad_(False)
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        self._count: int | None = None
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        n = int(self.num_updates)
+        # the count is mirrored on the host so that an update never waits for the GPU
+        if self._count is None:
+            self._count = int(self.num_updates)      # once, after construction or a state-dict load
+        n = self._count
         d = min(self.decay, (1 + n) / (10 + n))
         src = [p.detach() for p in model.parameters()]
         dst = list(self.shadow.parameters())
         torch._foreach_lerp_(dst, [s.to(t.dtype) for s, t in zip(src, dst)], 1.0 - d)
-        self.num_updates += 1
+        self._count = n + 1
+        self.num_updates.fill_(self._count)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._count = None
+        super()._load_from_state_dict(*args, **kwargs)
 
     @contextmanager
     def swapped_into(self, model: nn.Module):

@@ -17,7 +17,8 @@ Per-token timesteps: ``video_timestep (B, Tv)`` gives each video latent frame it
 gives the audio its own t. Image-to-video: put the clean image latent in frame 0, pass
 ``cond_mask[:, 0] = True`` and ignore frame 0 in the loss. Internally tokens are grouped by
 timestep (text, audio, one group per video token-frame), the modulation is computed once per group
-and gathered per token, so per-token conditioning costs no per-token matmuls. With a temporal patch
+and broadcast over the group's run of tokens (``layers.expand_runs``), so per-token conditioning
+costs no per-token matmuls. With a temporal patch
 pt > 1 a token-frame takes the timestep of its first latent frame.
 
 Extra conditioning tokens (e.g. image-encoder features projected to ``text_dim``) can be appended to
@@ -160,7 +161,8 @@ class JointDiT(nn.Module):
 
     # ---------------------------------------------------------------- timesteps
     def _timestep_groups(self, timestep, video_timestep, cond_mask, audio_timestep, num_text, grid, num_audio):
-        """-> (tg (B, G), groups (N,) long or None): per-group flow times and each token's group."""
+        """-> (tg (B, G), runs or None): per-group flow times, and the token layout as runs of
+        ``(group, count)`` in sequence order (text, video token-frames, audio); None = one group."""
         b = timestep.shape[0]
         if video_timestep is None and cond_mask is None and audio_timestep is None:
             return timestep[:, None], None
@@ -173,12 +175,8 @@ class JointDiT(nn.Module):
         if audio_timestep is not None:
             at = torch.as_tensor(audio_timestep, device=timestep.device).reshape(-1).expand(b)
         tg = torch.cat([timestep[:, None], at[:, None], vt[:, ::pt]], dim=1).to(timestep.dtype)
-        dev = timestep.device
-        groups = torch.cat([
-            torch.zeros(num_text, dtype=torch.long, device=dev),
-            2 + torch.arange(tt, device=dev).repeat_interleave(hp * wp),
-            torch.ones(num_audio, dtype=torch.long, device=dev)])
-        return tg, groups
+        runs = ((0, num_text),) + tuple((2 + i, hp * wp) for i in range(tt)) + ((1, num_audio),)
+        return tg, runs
 
     # ---------------------------------------------------------------- forward
     def forward(self, video: torch.Tensor, audio: torch.Tensor, timestep: torch.Tensor,
@@ -222,7 +220,7 @@ class JointDiT(nn.Module):
 
         pos = self.positions(num_text, grid, ta, cfg.fps if fps is None else fps, b, x.device)
         rope = rope_cos_sin(pos, self.axes_dim, cfg.rope_theta)
-        tg, groups = self._timestep_groups(timestep, video_timestep, cond_mask, audio_timestep, num_text, grid, ta)
+        tg, runs = self._timestep_groups(timestep, video_timestep, cond_mask, audio_timestep, num_text, grid, ta)
         t_emb = self.t_embedder(tg)                                          # (B, G, D)
         mod_in = self.adaln_single(F.silu(t_emb)) if self.adaln_single is not None else F.silu(t_emb)
 
@@ -232,21 +230,21 @@ class JointDiT(nn.Module):
         hidden = None
         for i, block in enumerate(self.blocks):
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                x = checkpoint(block, x, mod_in, groups, rope, mask, use_reentrant=False)
+                x = checkpoint(block, x, mod_in, runs, rope, mask, use_reentrant=False)
             else:
-                x = block(x, mod_in, groups, rope, mask)
+                x = block(x, mod_in, runs, rope, mask)
             if i == hidden_at:
                 hidden = x
 
         nv = vid.shape[1]
         sl_v, sl_a = slice(num_text, num_text + nv), slice(num_text + nv, None)
-        g_v = groups[sl_v] if groups is not None else None
-        g_a = groups[sl_a] if groups is not None else None
-        v = self.video_out(x[:, sl_v], t_emb, g_v)
+        r_v = runs[1:-1] if runs is not None else None      # video token-frames, then audio
+        r_a = runs[-1:] if runs is not None else None
+        v = self.video_out(x[:, sl_v], t_emb, r_v)
         out = {
             "video": rearrange(v, "b (t h w) (c p q r) -> b c (t p) (h q) (w r)",
                                t=grid[0], h=grid[1], w=grid[2], p=pt, q=ph, r=pw),
-            "audio": rearrange(self.audio_out(x[:, sl_a], t_emb, g_a), "b t c -> b c t"),
+            "audio": rearrange(self.audio_out(x[:, sl_a], t_emb, r_a), "b t c -> b c t"),
         }
         if hidden is not None:
             out["hidden"] = {

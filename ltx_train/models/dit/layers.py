@@ -16,6 +16,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from ltx_train.models.dit.rope import apply_rope
 
 Rope = tuple[torch.Tensor, torch.Tensor]
+Runs = tuple[tuple[int, int], ...]   # token layout: (row of a per-group table, number of consecutive tokens)
 
 # On H100 (bf16, head dim 128, N = 10k, fwd + bwd) cuDNN attention ran 5.3 ms against 9.5 ms for
 # flash-attention-2, and with a key-padding mask 9.5 ms against 25 ms for the memory-efficient
@@ -45,6 +46,17 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight.float() if self.weight is not None else None
         return F.rms_norm(x.float(), (x.shape[-1],), w, self.eps).to(x.dtype)
+
+
+def expand_runs(rows: torch.Tensor, runs: Runs) -> torch.Tensor:
+    """(B, G, C) per-group rows -> (B, N, C): row g repeated over each run ``(g, n)`` of n tokens.
+
+    The same values as ``rows[:, index]`` with ``index = [g] * n + ...``, but its backward is one
+    sum per run. Advanced indexing's backward is ``index_put_(accumulate=True)``, whose CUDA kernel
+    sorts the (here massively repeated) indices and serialises the duplicates (pytorch#41162).
+    """
+    b, _, c = rows.shape
+    return torch.cat([rows[:, g:g + 1].expand(b, n, c) for g, n in runs], dim=1)
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -109,7 +121,7 @@ class DiTBlock(nn.Module):
     each residual branch.
 
     Modulation comes in as ``mod_in (B, G, *)`` with one row per timestep *group* (G = 1 when the
-    whole sample shares a timestep) and ``groups (N,)`` maps tokens to rows. Two flavours:
+    whole sample shares a timestep) and ``runs`` maps consecutive tokens to rows (``expand_runs``). Two flavours:
     - ``"block"`` (DiT): each block owns ``Linear(D, 6D)`` applied to ``silu(t_emb)`` (mod_in is (B, G, D));
     - ``"single"`` (PixArt-alpha / LTX-Video adaLN-single): one shared ``Linear(D, 6D)`` in the DiT,
       each block only adds a learned ``table (6, D)`` (mod_in is (B, G, 6D)); far fewer parameters.
@@ -132,15 +144,15 @@ class DiTBlock(nn.Module):
             nn.init.zeros_(self.ada.weight)
             nn.init.zeros_(self.ada.bias)
 
-    def modulation(self, mod_in: torch.Tensor, groups: torch.Tensor | None) -> torch.Tensor:
+    def modulation(self, mod_in: torch.Tensor, runs: Runs | None) -> torch.Tensor:
         """-> (B, 1 or N, 6D)."""
         mod = self.ada(mod_in) if self.ada is not None else mod_in
         mod = mod + self.table.flatten().to(mod.dtype)
-        return mod if groups is None else mod[:, groups]
+        return mod if runs is None else expand_runs(mod, runs)
 
-    def forward(self, x: torch.Tensor, mod_in: torch.Tensor, groups: torch.Tensor | None = None,
+    def forward(self, x: torch.Tensor, mod_in: torch.Tensor, runs: Runs | None = None,
                 rope: Rope | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
-        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(mod_in, groups).chunk(6, dim=-1)
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(mod_in, runs).chunk(6, dim=-1)
         x = x + gate1 * self.attn(modulate(self.norm1(x), shift1, scale1), rope, mask)
         return x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
 
@@ -158,9 +170,9 @@ class FinalLayer(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
-    def forward(self, x: torch.Tensor, t_emb: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, N, D), t_emb (B, G, D) -> (B, N, out_dim)."""
+    def forward(self, x: torch.Tensor, t_emb: torch.Tensor, runs: Runs | None = None) -> torch.Tensor:
+        """x (B, N, D), t_emb (B, G, D) -> (B, N, out_dim); ``runs`` covers x's N tokens."""
         mod = self.ada(F.silu(t_emb))
-        mod = mod if groups is None else mod[:, groups]
+        mod = mod if runs is None else expand_runs(mod, runs)
         shift, scale = mod.chunk(2, dim=-1)
         return self.linear(modulate(self.norm(x), shift, scale))
