@@ -208,8 +208,13 @@ def main(argv=None):
     torch.backends.cuda.matmul.allow_tf32 = True
     if args.index_gather:
         from ltx_train.models.dit import layers
-        layers.expand_runs = lambda rows, runs: rows[:, torch.tensor(
-            [g for g, n in runs for _ in range(n)], device=rows.device)]
+        index = {}   # built once per layout, as the old path built its group index once per forward
+
+        def gather(rows, runs):
+            if runs not in index:
+                index[runs] = torch.tensor([g for g, n in runs for _ in range(n)], device=rows.device)
+            return rows[:, index[runs]]
+        layers.expand_runs = gather
     name = torch.cuda.get_device_name()
     peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), 989.0)
     print(f"{name}, torch {torch.__version__}, peak {peak:.0f} TFLOP/s bf16, compile={args.compile}, "
