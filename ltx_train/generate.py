@@ -1,4 +1,23 @@
-"""`ltx-generate`: text (+ image) -> mp4 with sound, from a trained DiT checkpoint."""
+"""`ltx-generate`: text (+ image) -> mp4 with sound, from a trained DiT checkpoint.
+
+Three ways to give the prompts (exactly one):
+
+    ltx-generate checkpoint=<dit.ckpt> prompt="A red rubber ball falls ..." [image=first_frame.png]
+    ltx-generate checkpoint=<dit.ckpt> prompts='["prompt one","prompt two"]' [image=first_frame.png]
+    ltx-generate checkpoint=<dit.ckpt> from_shards='data/shards/synthetic/val-*.tar' limit=16
+
+``image`` conditions every prompt on the same first frame (image-to-video). ``from_shards`` is the
+image-to-video *evaluation* mode: it continues held-out clips. The prompts are the captions of the
+first ``limit`` clips of the shards (shard order, deterministic; a dataset folder means its val split),
+and each prompt is conditioned on its own clip's first frame, decoded as validation decodes clips
+(``VideoDataModule``'s val stream: centred clip, resized and centre-cropped to ``height`` x ``width``,
+``pipe.num_frames(seconds, fps)`` frames, so clips shorter than the generated length are skipped).
+``prompt``, ``prompts`` and ``image`` must then be left unset.
+
+Output, in ``out_dir``: ``NN_<slug>.mp4`` with the prompt beside it in ``NN_<slug>.txt`` (what
+``ltx-eval task=physics generated=<out_dir>`` reads), and ``prompts.json``: per clip its file, prompt,
+seed and ``image_to_video``; from shards also the source sample ``key`` and shard ``url``.
+"""
 from __future__ import annotations
 
 import json
@@ -10,7 +29,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from ltx_train.config import ConfigError, to_dataclass
+from ltx_train.config import ConfigError, to_dataclass, to_plain
 from ltx_train.hydra_utils import CONF_DIR, check_config, register_resolvers
 
 log = logging.getLogger("ltx_train.generate")
@@ -43,33 +62,93 @@ def slug(text: str, n: int = 40) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:n] or "clip"
 
 
+def held_out_clips(shards, limit: int, num_frames: int, fps: float, height: int, width: int) -> dict:
+    """The first ``limit`` decodable clips of ``shards`` in shard order, decoded as validation does.
+
+    Returns {"key", "url", "caption": lists, "image": (N, 3, height, width) first frames in [-1, 1]}.
+    """
+    from ltx_train.data.datamodule import VideoDataModule
+
+    dm = VideoDataModule(val_shards=shards, num_frames=num_frames, fps=fps, height=height, width=width,
+                         batch_size=min(limit, 8), val_max_samples=limit, num_workers=0)
+    out = {"key": [], "url": [], "caption": [], "image": []}
+    for batch in dm.val_dataloader():
+        for name in ("key", "url", "caption"):
+            out[name] += list(batch[name])
+        out["image"].append(batch["video"][:, :, 0])  # only frame 0 conditions; the rest is the real continuation
+    if not out["key"]:
+        raise ConfigError(f"from_shards: no decodable clip of {num_frames} frames ({num_frames / fps:.2f} s at "
+                          f"{fps} fps) in {shards!r}; shorten seconds= or check the shards")
+    out["image"] = torch.cat(out["image"])[:limit]
+    return {k: v[:limit] for k, v in out.items()}
+
+
+def _prompt_source(cfg: DictConfig) -> tuple[list[str] | None, object]:
+    """(prompts, None) for text prompts, or (None, shard spec) for ``from_shards``; checks the keys
+    that choose the mode before anything is loaded."""
+    from ltx_train.data.shardlist import resolve_shards
+
+    spec = to_plain(cfg.get("from_shards"))
+    if spec is None:
+        if cfg.prompts:
+            return [str(p) for p in cfg.prompts], None
+        if cfg.prompt:
+            return [str(cfg.prompt)], None
+        raise ConfigError('no prompt: give prompt="...", prompts=[...] or from_shards=<shard spec>')
+    given = [k for k in ("prompt", "prompts", "image") if cfg.get(k) not in (None, "")]
+    if given:
+        raise ConfigError(f"from_shards takes each prompt and first frame from the shards; do not also give "
+                          f"{', '.join(given)} (leave {' / '.join(given)} unset, or drop from_shards)")
+    limit = cfg.get("limit")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ConfigError(f"limit: expected an integer >= 1 (clips taken from from_shards), got {limit!r}")
+    try:
+        resolve_shards(spec, "val")
+    except FileNotFoundError as e:
+        raise ConfigError(f"from_shards: {e}") from e
+    return None, spec
+
+
 def generate(cfg: DictConfig) -> list[Path]:
     from ltx_train.models.vae.tiling import TileConfig
     from ltx_train.pipeline import LTXPipeline
 
     check_config(cfg)
+    prompts, shards = _prompt_source(cfg)
     ckpt = Path(cfg.checkpoint)
     if not ckpt.is_file():
         raise ConfigError(f"checkpoint: no such file {ckpt}")
     if cfg.vocoder_checkpoint and not Path(cfg.vocoder_checkpoint).is_file():
         raise ConfigError(f"vocoder_checkpoint: no such file {cfg.vocoder_checkpoint}")
-    prompts = list(cfg.prompts) if cfg.prompts else [cfg.prompt]
     device = resolve_device(cfg.device)
     pipe = LTXPipeline.from_checkpoint(ckpt, cfg.vocoder_checkpoint, device=device, use_ema=cfg.use_ema)
-    image = read_first_frame(cfg.image, cfg.height, cfg.width) if cfg.image else None
+    sources = None
+    if shards is not None:
+        sources = held_out_clips(shards, cfg.limit, pipe.num_frames(cfg.seconds, cfg.fps), float(cfg.fps),
+                                 cfg.height, cfg.width)
+        prompts, image = sources["caption"], sources["image"]
+        log.info("image-to-video from %d held-out clips of %s", len(prompts), shards)
+    else:
+        image = read_first_frame(cfg.image, cfg.height, cfg.width) if cfg.image else None
     tile = to_dataclass(TileConfig, cfg.tile, "tile") if cfg.tile else None
     clips = pipe(prompts, seconds=cfg.seconds, fps=cfg.fps, height=cfg.height, width=cfg.width,
                  steps=cfg.steps, guidance_scale=cfg.guidance_scale, sampler=cfg.sampler, seed=cfg.seed,
                  image=image, tile=tile)
     out = Path(cfg.out_dir)
-    paths = []
+    digits = max(2, len(str(len(clips) - 1)))  # file names sort in prompt order (ltx-eval reads them sorted)
+    paths, records = [], []
     for i, clip in enumerate(clips):
-        p = pipe.save(clip, out / f"{i:02d}_{slug(clip.prompt)}.mp4")
+        p = pipe.save(clip, out / f"{i:0{digits}d}_{slug(clip.prompt)}.mp4")
         p.with_suffix(".txt").write_text(clip.prompt, encoding="utf-8")  # read by `ltx-eval task=physics`
         paths.append(p)
+        record = {"file": p.name, "prompt": clip.prompt, "seed": cfg.seed, "image_to_video": image is not None}
+        if sources is not None:
+            record.update(key=sources["key"][i], url=sources["url"][i])
+        elif cfg.image:
+            record["image"] = str(cfg.image)
+        records.append(record)
         print(f"[ltx-generate] {p}  ({clip.frames.shape[0]} frames, {len(clip.audio) / clip.sample_rate:.2f} s audio)")
-    (out / "prompts.json").write_text(json.dumps(
-        [{"file": p.name, "prompt": c.prompt, "seed": cfg.seed} for p, c in zip(paths, clips)], indent=2))
+    (out / "prompts.json").write_text(json.dumps(records, indent=2))
     return paths
 
 

@@ -73,7 +73,9 @@ class LTXPipeline:
                  height: int = 64, width: int = 64, steps: int = 30, guidance_scale: float = 3.0,
                  sampler: str = "euler", seed: int = 0, image: torch.Tensor | None = None,
                  negative_prompt: str = "", tile=None) -> list[GeneratedClip]:
-        """image: optional first frame (3, H, W) or (B, 3, H, W) in [-1, 1] for image-to-video."""
+        """image: optional first frame in [-1, 1] for image-to-video: (3, H, W) or (1, 3, H, W) for every
+        prompt, or (B, 3, H, W) with image[i] the first frame of prompts[i]. The frame's latent is held
+        fixed (t = 0, zero velocity) while the rest of the clip is sampled."""
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -93,6 +95,10 @@ class LTXPipeline:
         cond_mask, cond_latent = None, None
         if image is not None:
             img = image[None] if image.dim() == 3 else image
+            if img.dim() != 4 or img.shape[0] not in (1, b) or tuple(img.shape[1:]) != (3, height, width):
+                raise ValueError(f"image must be (3, {height}, {width}) or (B, 3, {height}, {width}) with B = 1 "
+                                 f"(shared) or B = {b} (one first frame per prompt), got {tuple(image.shape)}")
+            # (B, 3, 1, H, W): each prompt's own frame (or one frame for all) as a 1-frame causal clip
             z0 = vae.encode(img.to(dev)[:, :, None].expand(b, -1, -1, -1, -1)).mode()
             cond_latent, _ = m.normalize(z0, x["audio"])
             cond_mask = torch.zeros(b, tv, dtype=torch.bool, device=dev)

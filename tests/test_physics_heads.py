@@ -98,3 +98,48 @@ def test_perfect_predictions_give_zero_regression_losses_and_masks_ignore_unused
     assert losses["gravity"].item() == pytest.approx(0.0, abs=1e-6)
     assert losses["light"].item() == 0.0 and losses["centers"].item() == 0.0
     assert losses["contact_video"].item() < 1e-6 and losses["contact_audio"].item() < 1e-6
+
+
+
+@pytest.mark.parametrize("sample_rate, hop_length, audio_compression, num_audio_latents", [
+    (24000, 250, 4, 18),      # 24 latents/s
+    (24000, 240, 4, 40),      # 25 latents/s: frame times fall on latent boundaries, where rounding matters
+    (44100, 512, 2, 7),       # ~43 latents/s, short audio: most contacts out of range
+    (22050, 256, 8, 100),     # ~10.8 latents/s, every contact in range
+])
+def test_audio_contact_targets_match_the_per_contact_loop(sample_rate, hop_length, audio_compression,
+                                                          num_audio_latents):
+    fps_values = [24.0, 25.0, 30.0, 12.5, 29.97]
+    t = 49
+    # per fps: t rows with a single contact each (every frame's latent index is checked on its own),
+    # then random sparse rows whose last frame (out of range for short audio) is always a contact
+    g = torch.Generator().manual_seed(sample_rate + num_audio_latents)
+    sparse = torch.rand(len(fps_values), t, generator=g) * (torch.rand(len(fps_values), t, generator=g) < 0.25)
+    sparse[:, -1] = 1.0
+    contacts = torch.cat([torch.eye(t).repeat(len(fps_values), 1), sparse])
+    row_fps = torch.tensor(fps_values).repeat_interleave(t).tolist() + fps_values
+    b = contacts.shape[0]
+    batch = {
+        "gravity": torch.zeros(b, 2), "light": torch.zeros(b, 3), "centers": torch.zeros(b, t, K, 2),
+        "obj_mask": torch.zeros(b, K, dtype=torch.bool), "ann_mask": torch.ones(b, dtype=torch.bool),
+        "contacts": contacts,
+    }
+    timing = dict(temporal_compression=TC, sample_rate=sample_rate, hop_length=hop_length,
+                  audio_compression=audio_compression)
+
+    def reference(fps):                                    # the former per-contact loop
+        out = torch.zeros(b, num_audio_latents)
+        fps = torch.as_tensor(fps, dtype=torch.float64).reshape(-1).expand(b).tolist()
+        for i, f in (contacts > 0).nonzero().tolist():
+            k = audio_latent_index(f / fps[i], sample_rate, hop_length, audio_compression)
+            if k < num_audio_latents:
+                out[i, k] = 1.0
+        return out
+
+    # fps as a list, a float32 (B,) tensor (as the data loader gives it), a float and a 0-d tensor
+    for fps in (row_fps, torch.tensor(row_fps), 25.0, torch.tensor(30.0)):
+        want = reference(fps)
+        got = physics_targets({**batch, "fps": fps}, (t - 1) // TC + 1, num_audio_latents, **timing)["contact_audio"]
+        assert got.dtype == want.dtype and torch.equal(got, want), fps
+        if num_audio_latents < 20:                         # the overflow column really was exercised
+            assert want.sum() < (contacts > 0).sum()

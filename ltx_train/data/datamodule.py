@@ -1,6 +1,6 @@
 """``VideoDataModule``: WebDataset shards of mp4 + caption + annotation JSON -> batches of clips.
 
-Batches follow the contract in ``data/README.md`` (``key``, ``caption``, ``video``, ``fps``, ``audio``,
+Batches follow the contract in ``data/README.md`` (``key``, ``url``, ``caption``, ``video``, ``fps``, ``audio``,
 ``mel``, ``audio_mask``, ``ann_mask``, ``gravity``, ``light``, ``centers``, ``velocities``, ``obj_mask``,
 ``contacts``) plus ``skipped`` (int64 scalar, see below). Decoding: ``ltx_train.data.decode``; the
 stream, its seeding and its resume: ``ltx_train.data.stream``.

@@ -166,7 +166,7 @@ def resample_annotations(ann: dict, src_idx: np.ndarray, src_fps: float, geom: C
 
 
 def decode_sample(sample: dict, cfg: ClipConfig, mel: LogMel, rng: np.random.Generator | None) -> dict:
-    """Raw WebDataset sample {"__key__", "mp4", "txt", ["json"]} -> one clip (see the batch contract).
+    """Raw WebDataset sample {"__key__", ["__url__"], "mp4", "txt", ["json"]} -> one clip (see the batch contract).
 
     ``rng`` picks the clip start and crop (training); None gives the centred clip (validation).
     """
@@ -184,7 +184,7 @@ def decode_sample(sample: dict, cfg: ClipConfig, mel: LogMel, rng: np.random.Gen
     with torch.no_grad():
         log_mel = mel(audio)
     labels = empty_annotations(cfg) if ann is None else resample_annotations(ann, src_idx, src_fps, geom, cfg)
-    return {"key": sample["__key__"], "caption": caption, "video": video,
+    return {"key": sample["__key__"], "url": str(sample.get("__url__", "")), "caption": caption, "video": video,
             "fps": torch.tensor(cfg.fps, dtype=torch.float32), "audio": audio, "mel": log_mel,
             "audio_mask": torch.tensor(wav is not None), **labels}
 

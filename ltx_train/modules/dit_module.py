@@ -68,8 +68,10 @@ class DiTModule(L.LightningModule):
                  video_loss_weight: float = 1.0, audio_loss_weight: float = 1.0,
                  caption_dropout: float = 0.1, first_frame_prob: float = 0.2,
                  timestep_mean: float = 0.0, timestep_std: float = 1.0, timestep_shift: bool = True,
-                 ema_decay: float = 0.999, frozen: dict | None = None):
-        """``frozen``: architectures of the frozen VAEs, written into every checkpoint by
+                 ema_decay: float = 0.999, compile: bool = False, frozen: dict | None = None):
+        """``compile``: ``torch.compile`` the DiT blocks when fitting starts (training, validation and
+        the sample callback run compiled; a pipeline loaded from the checkpoint stays eager).
+        ``frozen``: architectures of the frozen VAEs, written into every checkpoint by
         ``on_save_checkpoint`` so a saved DiT loads (weights from its own state dict) even after the
         VAE checkpoints it was trained from have moved; leave it None when starting a run."""
         super().__init__()
@@ -112,6 +114,10 @@ class DiTModule(L.LightningModule):
         self._stats_ready = False
         for part in (self.vae, self.audio_vae):
             part.requires_grad_(False).eval()
+
+    def on_fit_start(self) -> None:
+        if self.hparams.compile:
+            self.dit.compile_blocks()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["hyper_parameters"]["frozen"] = {"vae": self.vae.config.to_dict(),

@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from ltx_train.timing import audio_latent_index, video_latent_index
+from ltx_train.timing import video_latent_index
 
 
 @dataclass
@@ -73,7 +73,8 @@ def physics_targets(batch: dict, num_video_latents: int, num_audio_latents: int,
     """Latent-rate targets and masks from a batch (``data/README.md`` contract).
 
     Uses ``gravity (B, 2)``, ``light (B, 3)``, ``centers (B, T, K, 2)``, ``obj_mask (B, K)``,
-    ``contacts (B, T)``, ``fps (B,)``, ``ann_mask (B,)``, ``audio_mask (B,)``. Returns targets
+    ``contacts (B, T)``, ``fps`` (float, list or ``(B,)`` tensor), ``ann_mask (B,)``, ``audio_mask (B,)``
+    (optional). Targets are built on the device of ``contacts``. Returns targets
     ``centers (B, Tv, K, 2)``, ``contact_video (B, Tv)``, ``contact_audio (B, Ta)`` plus the masks
     ``ann_mask (B,)``, ``obj_mask (B, K)``, ``frame_mask (B, Tv)`` (latents with covered frames, and
     annotated), ``audio_mask (B,)`` (annotated and with audio).
@@ -89,12 +90,15 @@ def physics_targets(batch: dict, num_video_latents: int, num_audio_latents: int,
     lat_centers = torch.einsum("jf,bfkc->bjkc", assign, centers) / count.clamp(min=1)[None, :, None, None]
     contact_video = (assign[None] * contacts[:, None, :]).amax(-1).clamp(max=1.0)
 
-    contact_audio = torch.zeros(b, num_audio_latents, device=device)
-    fps = torch.as_tensor(batch["fps"], dtype=torch.float64).reshape(-1).expand(b).tolist()
-    for i, f in (contacts > 0).nonzero().tolist():
-        k = audio_latent_index(f / fps[i], sample_rate, hop_length, audio_compression)
-        if k < num_audio_latents:
-            contact_audio[i, k] = 1.0
+    # (B, T) audio latent of each frame, as timing.audio_latent_index(f / fps, ...): float64 tensor ops round
+    # exactly like Python floats, and no device-to-host sync is needed. Out-of-range latents go to an extra
+    # last column, dropped at the end.
+    fps = torch.as_tensor(batch["fps"], dtype=torch.float64, device=device).reshape(-1).expand(b)
+    seconds = torch.arange(t, dtype=torch.float64, device=device)[None, :] / fps[:, None]
+    k = (seconds * sample_rate // (hop_length * audio_compression)).long().clamp(max=num_audio_latents)
+    contact_audio = torch.zeros(b, num_audio_latents + 1, device=device)
+    contact_audio.scatter_reduce_(1, k, (contacts > 0).to(contact_audio.dtype), reduce="amax")
+    contact_audio = contact_audio[:, :num_audio_latents]
 
     audio_mask = batch.get("audio_mask")
     audio_mask = torch.ones_like(ann) if audio_mask is None else audio_mask.bool().to(device)
