@@ -79,7 +79,7 @@ def held_out_clips(shards, limit: int, num_frames: int, fps: float, height: int,
     if not out["key"]:
         raise ConfigError(f"from_shards: no decodable clip of {num_frames} frames ({num_frames / fps:.2f} s at "
                           f"{fps} fps) in {shards!r}; shorten seconds= or check the shards")
-    out["image"] = torch.cat(out["image"])[:limit]
+    out["image"] = torch.cat(out["image"])
     return {k: v[:limit] for k, v in out.items()}
 
 
