@@ -1,32 +1,45 @@
-"""Text (+ first image) -> video + audio, from trained checkpoints.
+"""`LTXVideoPipeline`: text (+ first image) -> video + audio, from a pretrained directory.
 
-    pipe = LTXPipeline.from_checkpoint("dit.ckpt", vocoder_checkpoint="vocoder.ckpt")
+    pipe = LTXVideoPipeline.from_pretrained("outputs/demo/pretrained")
+    pipe.load_lora_weights("my-style-lora", adapter_name="style")       # peft adapters (LoraLoaderMixin)
+    pipe.set_adapters(["style"], weights=[0.8])
     clips = pipe(["a red rubber ball falls and bounces"], seconds=1.0, fps=24, height=64, width=64)
     pipe.save(clips[0], "out.mp4")
+    pipe.save_pretrained("my_model/")                                   # model_index.json + one folder per part
+
+Components: ``vae`` (VideoVAE), ``audio_vae`` (AudioVAE), ``vocoder`` (HiFiGAN; None -> Griffin-Lim),
+``text_encoder`` (FrozenTextEncoder), ``model`` (LTXModel). The layout on disk is described in
+``ltx_train.pretrained``; the text encoder is stored by reference to its folder (None = the packaged
+MiniLM) or copied into ``text_encoder/`` (``save_pretrained(..., copy_text_encoder=True)``).
 
 Sampling: flow-matching Euler (or Heun) from pure noise at t = 1 to data at t = 0 over the
 sequence-length-shifted schedule, with classifier-free guidance against the empty caption.
 Video latents are decoded by the VAE (tiled when asked), audio latents by the audio VAE to a log-mel
-and by the vocoder to a waveform (Griffin-Lim when no vocoder is given).
+and by the vocoder to a waveform.
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn as nn
 
 from ltx_train.audio.mel import LogMel, MelConfig
-from ltx_train.data.mp4 import write_mp4
 from ltx_train.diffusion.flow import get_sigmas
 from ltx_train.diffusion.samplers import cfg_model_fn, sample_euler, sample_heun
 from ltx_train.eval.video_io import to_uint8_frames
+from ltx_train.lora import LoraLoaderMixin
 from ltx_train.models.audio.griffin_lim import griffin_lim
+from ltx_train.models.text.encoder import FrozenTextEncoder
+from ltx_train.pretrained import PretrainedError, load_component, save_component
 from ltx_train.timing import mel_frames_per_video_frame
 
 SAMPLERS = {"euler": sample_euler, "heun": sample_heun}
+INDEX_NAME = "model_index.json"
+COMPONENTS = {"vae": "VideoVAE", "audio_vae": "AudioVAE", "vocoder": "HiFiGAN", "model": "LTXModel"}
 
 
 @dataclass
@@ -38,35 +51,125 @@ class GeneratedClip:
     sample_rate: int
 
 
-class LTXPipeline:
-    def __init__(self, module, vocoder: torch.nn.Module | None = None, use_ema: bool = True):
-        """module: a trained ``DiTModule`` (holds the frozen VAEs, text encoder, connector and DiT)."""
-        self.module = module.eval()
+def read_model_index(path: str | Path) -> dict:
+    path = Path(path)
+    file = path / INDEX_NAME
+    if not file.is_file():
+        raise PretrainedError(f"{file}: no such file ({path} is not a pretrained directory; "
+                              f"write one with ltx-export or save_pretrained)")
+    try:
+        index = json.loads(file.read_text())
+    except json.JSONDecodeError as e:
+        raise PretrainedError(f"{file}: not valid JSON ({e})") from e
+    for key in ("vae", "audio_vae", "model", "text_encoder"):
+        if key not in index:
+            raise PretrainedError(f"{file}: missing key {key!r}")
+    return index
+
+
+class LTXVideoPipeline(LoraLoaderMixin):
+    def __init__(self, vae: nn.Module, audio_vae: nn.Module, model: nn.Module,
+                 text_encoder: FrozenTextEncoder, vocoder: nn.Module | None = None):
+        self.vae, self.audio_vae, self.model = vae.eval(), audio_vae.eval(), model.eval()
         self.vocoder = vocoder.eval() if vocoder is not None else None
-        self.use_ema = use_ema and module.ema is not None
-        d = module.dit.cfg
+        self.text_encoder = text_encoder
+        d = model.cfg.dit
+        if d.video_channels != vae.config.latent_channels or d.audio_channels != audio_vae.cfg.latent_channels:
+            raise PretrainedError(f"model expects {d.video_channels} video / {d.audio_channels} audio latent "
+                                  f"channels; the VAEs give {vae.config.latent_channels} / "
+                                  f"{audio_vae.cfg.latent_channels}")
         self.mel = LogMel(MelConfig(sample_rate=d.audio_sample_rate, hop_length=d.audio_hop_length,
-                                    n_mels=module.audio_vae.cfg.n_mels)).to(module.device)
+                                    n_mels=audio_vae.cfg.n_mels)).to(self.device)
 
+    # ------------------------------------------------------------------ files
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path, vocoder_checkpoint: str | Path | None = None,
-                        device: str | torch.device = "cpu", use_ema: bool = True) -> LTXPipeline:
-        from ltx_train.modules.dit_module import DiTModule
-        from ltx_train.modules.frozen import load_vocoder
-        module = DiTModule.load_from_checkpoint(str(checkpoint), map_location="cpu", weights_only=False)
-        vocoder = load_vocoder(vocoder_checkpoint) if vocoder_checkpoint else None
-        module.to(device)
-        return cls(module, vocoder.to(device) if vocoder is not None else None, use_ema)
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu",
+                        dtype: torch.dtype | None = None) -> LTXVideoPipeline:
+        """Local files only: ``model_index.json`` + component folders (safetensors, never pickles).
+        ``dtype`` casts the DiT model (e.g. ``torch.bfloat16`` on a GPU); the VAEs and vocoder stay fp32."""
+        path = Path(path)
+        index = read_model_index(path)
+        parts = {name: load_component(path / name, device=device, expect=cls_name)
+                 for name, cls_name in COMPONENTS.items() if name != "vocoder"}
+        if dtype is not None:
+            parts["model"].to(dtype=dtype)
+        vocoder = None
+        if index.get("vocoder") and index["vocoder"][0] is not None:
+            vocoder = load_component(path / "vocoder", device=device, expect="HiFiGAN")
+        te = index["text_encoder_config"] if "text_encoder_config" in index else {}
+        te_path = te.get("path")
+        if te.get("copied"):
+            te_path = str(path / "text_encoder")
+        if te_path is not None and not Path(te_path).is_dir():
+            raise PretrainedError(f"{path / INDEX_NAME}: text encoder folder {te_path} does not exist "
+                                  f"(copy it with save_pretrained(..., copy_text_encoder=True))")
+        encoder = FrozenTextEncoder(path=te_path, max_length=te.get("max_length", 64), cache_size=256).to(device)
+        return cls(parts["vae"], parts["audio_vae"], parts["model"], encoder, vocoder)
 
+    def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None,
+                        copy_text_encoder: bool = False, model_state: dict | None = None) -> Path:
+        """Write the pipeline as a pretrained directory. ``dtype`` (e.g. ``torch.bfloat16``) casts the
+        model's parameters; ``model_state`` replaces the model's weights (e.g. EMA averages)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        save_component(self.vae, path / "vae")
+        save_component(self.audio_vae, path / "audio_vae")
+        save_component(self.model, path / "model", dtype=dtype, state=model_state)
+        if self.vocoder is not None:
+            save_component(self.vocoder, path / "vocoder")
+        te_cfg = {"path": self.text_encoder.source_path, "copied": copy_text_encoder,
+                  "max_length": self.text_encoder.max_length}
+        if copy_text_encoder:
+            self.text_encoder.save_pretrained(path / "text_encoder")
+            te_cfg["path"] = None
+        import ltx_train
+        index = {"_class_name": "LTXVideoPipeline", "_ltx_train_version": ltx_train.__version__,
+                 **{name: ["ltx_train", cls_name] for name, cls_name in COMPONENTS.items()},
+                 "text_encoder": ["transformers", "AutoModel"], "text_encoder_config": te_cfg}
+        if self.vocoder is None:
+            index["vocoder"] = [None, None]
+        (path / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
+        return path
+
+    # ------------------------------------------------------------------ placement
     @property
     def device(self) -> torch.device:
-        return self.module.device
+        return next(self.model.parameters()).device
 
+    def to(self, device: str | torch.device) -> LTXVideoPipeline:
+        for part in (self.vae, self.audio_vae, self.model, self.vocoder, self.text_encoder, self.mel):
+            if part is not None:
+                part.to(device)
+        return self
+
+    # ------------------------------------------------------------------ sampling
     def num_frames(self, seconds: float, fps: float) -> int:
         """Closest frame count of the causal layout 1 + tc*k to ``seconds`` (at least 1 + tc)."""
-        tc = self.module.vae.temporal_compression
+        tc = self.vae.temporal_compression
         k = max(1, round((seconds * fps - 1) / tc))
         return 1 + tc * k
+
+    def text_tokens(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        hidden, mask = self.text_encoder.encode(list(prompts))
+        return self.model.encode_text(hidden.to(self.device), mask.to(self.device))
+
+    def check_settings(self, seconds: float, fps: float, height: int, width: int, steps: int,
+                       guidance_scale: float, sampler: str) -> None:
+        """Refuse impossible generation settings before any work, naming the setting."""
+        sc = self.vae.spatial_compression
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
+        for name, v in (("seconds", seconds), ("fps", fps)):
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+                raise ValueError(f"{name} must be a positive number, got {v!r}")
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        for name, v in (("height", height), ("width", width)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < sc or v % sc:
+                raise ValueError(f"{name} must be a positive multiple of the VAE's {sc}x spatial compression, "
+                                 f"got {v!r}")
+        if not isinstance(guidance_scale, (int, float)) or guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be a number >= 0, got {guidance_scale!r}")
 
     @torch.no_grad()
     def __call__(self, prompts: str | list[str], seconds: float = 1.0, fps: float = 24.0,
@@ -76,23 +179,22 @@ class LTXPipeline:
         """image: optional first frame in [-1, 1] for image-to-video: (3, H, W) or (1, 3, H, W) for every
         prompt, or (B, 3, H, W) with image[i] the first frame of prompts[i]. The frame's latent is held
         fixed (t = 0, zero velocity) while the rest of the clip is sampled."""
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
+        self.check_settings(seconds, fps, height, width, steps, guidance_scale, sampler)
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        m, dev, b = self.module, self.device, len(prompts)
-        vae, avae, dit = m.vae, m.audio_vae, m.dit
-        sc = vae.spatial_compression
-        if height % sc or width % sc:
-            raise ValueError(f"height and width must be multiples of the VAE's {sc}x spatial compression")
+        if not prompts:
+            raise ValueError("no prompts given")
+        m, vae, avae, dev, b = self.model, self.vae, self.audio_vae, self.device, len(prompts)
+        d, sc = m.cfg.dit, vae.spatial_compression
+        dtype = next(m.parameters()).dtype
         t = self.num_frames(seconds, fps)
-        mel_frames = t * mel_frames_per_video_frame(dit.cfg.audio_sample_rate, dit.cfg.audio_hop_length, fps)
+        mel_frames = t * mel_frames_per_video_frame(d.audio_sample_rate, d.audio_hop_length, fps)
         ta = mel_frames // avae.cfg.time_compression
         tv = 1 + (t - 1) // vae.temporal_compression
         g = torch.Generator().manual_seed(seed)
-        x = {"video": torch.randn(b, dit.cfg.video_channels, tv, height // sc, width // sc, generator=g).to(dev),
-             "audio": torch.randn(b, dit.cfg.audio_channels, ta, generator=g).to(dev)}
+        x = {"video": torch.randn(b, d.video_channels, tv, height // sc, width // sc, generator=g).to(dev),
+             "audio": torch.randn(b, d.audio_channels, ta, generator=g).to(dev)}
 
-        cond_mask, cond_latent = None, None
+        cond_mask = None
         if image is not None:
             img = image[None] if image.dim() == 3 else image
             if img.dim() != 4 or img.shape[0] not in (1, b) or tuple(img.shape[1:]) != (3, height, width):
@@ -107,33 +209,34 @@ class LTXPipeline:
 
         fps_t = torch.full((b,), float(fps), device=dev)
 
-        def model(x, sigma, text, text_mask):
-            out = dit(x["video"], x["audio"], sigma, text, text_mask, cond_mask=cond_mask, fps=fps_t)
-            v = out["video"]
+        def denoise(x, sigma, text, text_mask):
+            out = m(x["video"].to(dtype), x["audio"].to(dtype), sigma, text, text_mask, cond_mask=cond_mask, fps=fps_t)
+            v = out["video"].float()
             if cond_mask is not None:  # the clean first frame must not move
                 v = v.masked_fill(cond_mask[:, None, :, None, None], 0.0)
-            return {"video": v, "audio": out["audio"]}
+            return {"video": v, "audio": out["audio"].float()}
 
-        ema = m.ema.swapped_into(m.denoiser) if self.use_ema else nullcontext()
-        with ema:
-            text, mask = m.text_tokens(prompts)
-            utext, umask = m.text_tokens([negative_prompt] * b)
-            fn = cfg_model_fn(model, {"text": text, "text_mask": mask}, {"text": utext, "text_mask": umask},
-                              guidance_scale)
-            seq_len = m.num_tokens(x["video"], x["audio"])
-            x = SAMPLERS[sampler](fn, x, get_sigmas(steps, seq_len, device=dev))
+        text, mask = self.text_tokens(prompts)
+        utext, umask = self.text_tokens([negative_prompt] * b)
+        fn = cfg_model_fn(denoise, {"text": text.to(dtype), "text_mask": mask},
+                          {"text": utext.to(dtype), "text_mask": umask}, guidance_scale)
+        x = SAMPLERS[sampler](fn, x, get_sigmas(steps, m.num_tokens(x["video"], x["audio"]), device=dev))
         z_v, z_a = m.denormalize(x["video"], x["audio"])
-        video = vae.decode(z_v, tile=tile)                                   # (B, 3, T, H, W)
-        log_mel = avae.decode(z_a)                                           # (B, n_mels, F)
+        video = vae.decode(z_v.float(), tile=tile)                          # (B, 3, T, H, W)
+        log_mel = avae.decode(z_a.float())                                  # (B, n_mels, F)
         wav = self.vocoder(log_mel) if self.vocoder is not None else griffin_lim(log_mel, self.mel)
-        wav = wav.reshape(b, -1)[:, : mel_frames * dit.cfg.audio_hop_length].clamp(-1, 1)
+        wav = wav.reshape(b, -1)[:, : mel_frames * d.audio_hop_length].clamp(-1, 1)
         return [GeneratedClip(p, to_uint8_frames(video[i]), wav[i].float().cpu().numpy(), float(fps),
-                              dit.cfg.audio_sample_rate) for i, p in enumerate(prompts)]
+                              d.audio_sample_rate) for i, p in enumerate(prompts)]
 
     @staticmethod
     def save(clip: GeneratedClip, path: str | Path) -> Path:
+        from ltx_train.data.mp4 import write_mp4
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_mp4(path, clip.frames, clip.fps, clip.audio, clip.sample_rate)
         return path
 
+
+# the previous name, kept so that existing notebooks keep working
+LTXPipeline = LTXVideoPipeline

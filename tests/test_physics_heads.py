@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from ltx_train.models.dit.dit import JointDiT
-from ltx_train.models.dit.physics_heads import PhysicsHeads, PhysicsHeadsConfig, physics_losses, physics_targets
+from ltx_train.models.dit.physics_heads import PhysicsHeads, PhysicsHeadsConfig
+from ltx_train.objectives.physics import physics_losses, physics_targets
 from ltx_train.models.dit.presets import preset
 from ltx_train.timing import audio_latent_index, video_latent_index
 

@@ -13,6 +13,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from ltx_train.config import to_plain
+
 from ltx_train.eval.audio_metrics import log_spectral_distance, masked_mean, mel_l1, spectral_convergence
 from ltx_train.models.audio.audio_vae import AudioVAE
 from ltx_train.models.audio.presets import audio_vae_config
@@ -27,6 +29,8 @@ class AudioVAEModule(L.LightningModule):
         """``vae``: overrides of the preset's ``AudioVAEConfig`` fields (e.g. ``{latent_channels: 16}``)."""
         super().__init__()
         self.save_hyperparameters()
+        for k, v in list(self.hparams.items()):     # checkpoints hold plain types only (weights_only loads)
+            self.hparams[k] = to_plain(v)
         self.vae = AudioVAE(audio_vae_config(preset, **(vae or {})))
 
     def losses(self, batch: dict, sample_posterior: bool = True) -> dict[str, torch.Tensor]:
@@ -63,6 +67,12 @@ class AudioVAEModule(L.LightningModule):
         self.log("val/mel_l1", out["mel_l1"], prog_bar=True, batch_size=n, sync_dist=True)
         self.log("val/lsd", lsd, batch_size=n, sync_dist=True)
         self.log("val/kl", out["kl"], batch_size=n, sync_dist=True)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # the architecture as plain data, so ``pretrained.component_from_checkpoint`` rebuilds the
+        # model from a weights-only load (no LightningModule, no pickled objects)
+        from ltx_train.pretrained import record_component
+        record_component(checkpoint, "audio_vae", self.vae, "vae.")
 
     def configure_optimizers(self):
         h = self.hparams

@@ -1,26 +1,45 @@
-"""Exponential moving average of weights, as a submodule (so it is saved, loaded and moved with the module)."""
+"""Exponential moving average of the trainable weights, as a submodule (saved, loaded and moved with
+the LightningModule).
+
+Only parameters that require grad are averaged: a frozen DiT under connector-only training, or a
+frozen base under LoRA, costs no second copy. Averages are buffers named after their parameters
+(``dit.blocks.0.attn.qkv.weight`` -> ``dit__blocks__0__attn__qkv__weight``).
+"""
 from __future__ import annotations
 
-import copy
 from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
 
 
-class EMA(nn.Module):
-    """Shadow copy of ``model``'s parameters: ``shadow = decay * shadow + (1 - decay) * param``.
+def _key(name: str) -> str:
+    return name.replace(".", "__")
 
-    The decay warms up as ``min(decay, (1 + n) / (10 + n))`` so early averages are not dominated
-    by the random initialisation.
-    """
+
+class EMA(nn.Module):
+    """``avg = decay * avg + (1 - decay) * param``, with the decay warmed up as
+    ``min(decay, (1 + n) / (10 + n))`` so early averages are not dominated by the initialisation."""
 
     def __init__(self, model: nn.Module, decay: float = 0.999):
         super().__init__()
         self.decay = decay
-        self.shadow = copy.deepcopy(model).eval().requires_grad_(False)
+        self.names = [n for n, p in model.named_parameters() if p.requires_grad]
+        for n, p in model.named_parameters():
+            if p.requires_grad:
+                self.register_buffer(_key(n), p.detach().clone())
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
         self._count: int | None = None
+
+    def averages(self) -> list[torch.Tensor]:
+        return [getattr(self, _key(n)) for n in self.names]
+
+    def _params(self, model: nn.Module) -> list[nn.Parameter]:
+        params = dict(model.named_parameters())
+        missing = [n for n in self.names if n not in params]
+        if missing:
+            raise KeyError(f"EMA: the model has no parameter {missing[0]!r}")
+        return [params[n] for n in self.names]
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
@@ -29,9 +48,10 @@ class EMA(nn.Module):
             self._count = int(self.num_updates)      # once, after construction or a state-dict load
         n = self._count
         d = min(self.decay, (1 + n) / (10 + n))
-        src = [p.detach() for p in model.parameters()]
-        dst = list(self.shadow.parameters())
-        torch._foreach_lerp_(dst, [s.to(t.dtype) for s, t in zip(src, dst)], 1.0 - d)
+        dst = self.averages()
+        src = [p.detach().to(t.dtype) for p, t in zip(self._params(model), dst)]
+        if dst:
+            torch._foreach_lerp_(dst, src, 1.0 - d)
         self._count = n + 1
         self.num_updates.fill_(self._count)
 
@@ -39,16 +59,29 @@ class EMA(nn.Module):
         self._count = None
         super()._load_from_state_dict(*args, **kwargs)
 
+    def state_for(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """``model.state_dict()`` with the averaged weights in place of the trained ones."""
+        state = dict(model.state_dict())
+        state.update({n: a for n, a in zip(self.names, self.averages())})
+        return state
+
+    @staticmethod
+    def averages_from_state_dict(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+        """The averages stored under ``prefix`` in a LightningModule's state dict, by parameter name."""
+        return {k[len(prefix):].replace("__", "."): v for k, v in state.items()
+                if k.startswith(prefix) and k != prefix + "num_updates"}
+
     @contextmanager
     def swapped_into(self, model: nn.Module):
         """Temporarily load the averaged weights into ``model`` (for validation or sampling)."""
-        backup = [p.detach().clone() for p in model.parameters()]
+        params = self._params(model)
+        backup = [p.detach().clone() for p in params]
         with torch.no_grad():
-            for p, s in zip(model.parameters(), self.shadow.parameters()):
-                p.copy_(s)
+            for p, a in zip(params, self.averages()):
+                p.copy_(a)
         try:
             yield model
         finally:
             with torch.no_grad():
-                for p, b in zip(model.parameters(), backup):
+                for p, b in zip(params, backup):
                     p.copy_(b)

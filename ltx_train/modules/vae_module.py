@@ -158,6 +158,12 @@ class VAEModule(L.LightningModule):
                 break
             self.val_examples.append((x[i].detach().float().cpu(), recon[i].detach().float().clamp(-1, 1).cpu()))
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # the architecture as plain data, so ``pretrained.component_from_checkpoint`` rebuilds the
+        # model from a weights-only load (no LightningModule, no pickled objects)
+        from ltx_train.pretrained import record_component
+        record_component(checkpoint, "vae", self.vae, "vae.")
+
     def configure_optimizers(self):
         hp = self.hparams
         opt_g = build_optimizer(self.vae, hp.lr, hp.weight_decay, hp.betas)

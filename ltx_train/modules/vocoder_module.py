@@ -22,7 +22,7 @@ import lightning as L
 import torch
 
 from ltx_train.audio.mel import LogMel, MelConfig
-from ltx_train.config import to_dataclass
+from ltx_train.config import to_dataclass, to_plain
 from ltx_train.eval.audio_metrics import masked_mean, mel_l1
 from ltx_train.models.audio.discriminators import (Discriminators, discriminator_loss, feature_matching_loss,
                                                    generator_adversarial_loss)
@@ -57,6 +57,8 @@ class VocoderModule(L.LightningModule):
         (must match the data's mel); ``segment_frames``: mel frames per training window."""
         super().__init__()
         self.save_hyperparameters()
+        for k, v in list(self.hparams.items()):     # checkpoints hold plain types only (weights_only loads)
+            self.hparams[k] = to_plain(v)
         self.automatic_optimization = False
         self.mel = LogMel(to_dataclass(MelConfig, mel or {}, path="mel"))
         self.generator = HiFiGAN(vocoder_config(preset, **(generator or {})))
@@ -132,6 +134,12 @@ class VocoderModule(L.LightningModule):
         wav = self.generator(batch["mel"])
         score = masked_mean(mel_l1(self.mel(wav), batch["mel"]), mask)
         self.log("val/mel_l1", score, prog_bar=True, batch_size=int(mask.sum()), sync_dist=True)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # the architecture as plain data, so ``pretrained.component_from_checkpoint`` rebuilds the
+        # model from a weights-only load (no LightningModule, no pickled objects)
+        from ltx_train.pretrained import record_component
+        record_component(checkpoint, "vocoder", self.generator, "generator.")
 
     def configure_optimizers(self):
         h = self.hparams

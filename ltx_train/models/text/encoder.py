@@ -34,6 +34,7 @@ class FrozenTextEncoder(nn.Module):
         super().__init__()
         from transformers import AutoModel, AutoTokenizer
 
+        self.source_path = path          # None: the packaged MiniLM (portable: not an absolute path)
         self.path = path or default_encoder_path()
         self.max_length = max_length
         self.cache_size = cache_size
@@ -51,6 +52,11 @@ class FrozenTextEncoder(nn.Module):
     def num_hidden_states(self) -> int:
         """n_layers + 1 (the embedding output counts as one)."""
         return self.model.config.num_hidden_layers + 1
+
+    def save_pretrained(self, path) -> None:
+        """Copy the encoder (safetensors) and its tokenizer into ``path``."""
+        self.model.save_pretrained(str(path))
+        self.tokenizer.save_pretrained(str(path))
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -1,0 +1,5 @@
+"""peft LoRA adapters on LTXModel (being written)."""
+
+
+class LoraLoaderMixin:
+    pass

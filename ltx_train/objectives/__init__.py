@@ -1,0 +1,1 @@
+"""Training objectives: what is computed from a batch and a model, kept out of ``models/``."""
