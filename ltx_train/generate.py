@@ -1,10 +1,12 @@
-"""`ltx-generate`: text (+ image) -> mp4 with sound, from a trained DiT checkpoint.
+"""`ltx-generate`: text (+ image) -> mp4 with sound, from a pretrained directory or a DiT checkpoint.
 
-Three ways to give the prompts (exactly one):
+The model: ``pretrained=<dir>`` (``ltx-export`` / ``save_pretrained``; optionally with LoRA adapters,
+``lora='[style_dir:0.8,motion_dir:0.6]'``), or ``checkpoint=<dit.ckpt>`` [+ ``vocoder_checkpoint``],
+converted in memory as ``ltx-export`` would. Three ways to give the prompts (exactly one):
 
-    ltx-generate checkpoint=<dit.ckpt> prompt="A red rubber ball falls ..." [image=first_frame.png]
-    ltx-generate checkpoint=<dit.ckpt> prompts='["prompt one","prompt two"]' [image=first_frame.png]
-    ltx-generate checkpoint=<dit.ckpt> from_shards='data/shards/synthetic/val-*.tar' limit=16
+    ltx-generate pretrained=<dir> prompt="A red rubber ball falls ..." [image=first_frame.png]
+    ltx-generate pretrained=<dir> prompts='["prompt one","prompt two"]' [image=first_frame.png]
+    ltx-generate pretrained=<dir> from_shards='data/shards/synthetic/val-*.tar' limit=16
 
 ``image`` conditions every prompt on the same first frame (image-to-video). ``from_shards`` is the
 image-to-video *evaluation* mode: it continues held-out clips. The prompts are the captions of the
@@ -109,19 +111,57 @@ def _prompt_source(cfg: DictConfig) -> tuple[list[str] | None, object]:
     return None, spec
 
 
+def load_pipeline(cfg: DictConfig, device: torch.device):
+    """The pipeline named by ``pretrained`` or ``checkpoint`` (exactly one), with ``lora`` applied."""
+    from ltx_train.export import pipeline_from_checkpoints
+    from ltx_train.pipeline import LTXVideoPipeline
+
+    if bool(cfg.get("pretrained")) == bool(cfg.get("checkpoint")):
+        raise ConfigError("give exactly one of pretrained=<dir> (ltx-export) or checkpoint=<dit.ckpt>")
+    if cfg.get("pretrained"):
+        if not Path(cfg.pretrained).is_dir():
+            raise ConfigError(f"pretrained: no such directory {cfg.pretrained}")
+        if cfg.vocoder_checkpoint:
+            raise ConfigError("vocoder_checkpoint goes with checkpoint=; a pretrained directory has its own vocoder")
+        pipe = LTXVideoPipeline.from_pretrained(cfg.pretrained, device=device)
+    else:
+        ckpt = Path(cfg.checkpoint)
+        if not ckpt.is_file():
+            raise ConfigError(f"checkpoint: no such file {ckpt}")
+        if cfg.vocoder_checkpoint and not Path(cfg.vocoder_checkpoint).is_file():
+            raise ConfigError(f"vocoder_checkpoint: no such file {cfg.vocoder_checkpoint}")
+        pipe = pipeline_from_checkpoints(ckpt, cfg.vocoder_checkpoint, use_ema=cfg.use_ema, device=device)
+    if cfg.get("lora"):
+        from ltx_train.lora import apply_lora_spec
+        apply_lora_spec(pipe, to_plain(cfg.lora))
+    return pipe
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Impossible generation settings fail before anything loads, naming the key."""
+    for key in ("seconds", "fps"):
+        v = cfg.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ConfigError(f"{key}: expected a positive number, got {v!r}")
+    for key in ("steps", "height", "width"):
+        v = cfg.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{key}: expected a positive integer, got {v!r}")
+    if cfg.sampler not in ("euler", "heun"):
+        raise ConfigError(f"sampler: expected euler or heun, got {cfg.sampler!r}")
+
+
 def generate(cfg: DictConfig) -> list[Path]:
     from ltx_train.models.vae.tiling import TileConfig
-    from ltx_train.pipeline import LTXPipeline
 
     check_config(cfg)
+    check_settings(cfg)
     prompts, shards = _prompt_source(cfg)
-    ckpt = Path(cfg.checkpoint)
-    if not ckpt.is_file():
-        raise ConfigError(f"checkpoint: no such file {ckpt}")
-    if cfg.vocoder_checkpoint and not Path(cfg.vocoder_checkpoint).is_file():
-        raise ConfigError(f"vocoder_checkpoint: no such file {cfg.vocoder_checkpoint}")
-    device = resolve_device(cfg.device)
-    pipe = LTXPipeline.from_checkpoint(ckpt, cfg.vocoder_checkpoint, device=device, use_ema=cfg.use_ema)
+    pipe = load_pipeline(cfg, resolve_device(cfg.device))
+    sc = pipe.vae.spatial_compression
+    if cfg.height % sc or cfg.width % sc:
+        raise ConfigError(f"height={cfg.height}, width={cfg.width}: must be multiples of the VAE's {sc}x "
+                          f"spatial compression")
     sources = None
     if shards is not None:
         sources = held_out_clips(shards, cfg.limit, pipe.num_frames(cfg.seconds, cfg.fps), float(cfg.fps),

@@ -67,6 +67,16 @@ def read_model_index(path: str | Path) -> dict:
     return index
 
 
+def text_encoder_reference(path: str | Path, index: dict) -> tuple[str | None, int]:
+    """(encoder folder or None for the packaged MiniLM, max_length) of a pretrained directory."""
+    te = index.get("text_encoder_config") or {}
+    te_path = str(Path(path) / "text_encoder") if te.get("copied") else te.get("path")
+    if te_path is not None and not Path(te_path).is_dir():
+        raise PretrainedError(f"{Path(path) / INDEX_NAME}: text encoder folder {te_path} does not exist "
+                              f"(save with copy_text_encoder=True to carry it inside the directory)")
+    return te_path, int(te.get("max_length", 64))
+
+
 class LTXVideoPipeline(LoraLoaderMixin):
     def __init__(self, vae: nn.Module, audio_vae: nn.Module, model: nn.Module,
                  text_encoder: FrozenTextEncoder, vocoder: nn.Module | None = None):
@@ -96,14 +106,8 @@ class LTXVideoPipeline(LoraLoaderMixin):
         vocoder = None
         if index.get("vocoder") and index["vocoder"][0] is not None:
             vocoder = load_component(path / "vocoder", device=device, expect="HiFiGAN")
-        te = index["text_encoder_config"] if "text_encoder_config" in index else {}
-        te_path = te.get("path")
-        if te.get("copied"):
-            te_path = str(path / "text_encoder")
-        if te_path is not None and not Path(te_path).is_dir():
-            raise PretrainedError(f"{path / INDEX_NAME}: text encoder folder {te_path} does not exist "
-                                  f"(copy it with save_pretrained(..., copy_text_encoder=True))")
-        encoder = FrozenTextEncoder(path=te_path, max_length=te.get("max_length", 64), cache_size=256).to(device)
+        te_path, max_length = text_encoder_reference(path, index)
+        encoder = FrozenTextEncoder(path=te_path, max_length=max_length, cache_size=256).to(device)
         return cls(parts["vae"], parts["audio_vae"], parts["model"], encoder, vocoder)
 
     def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None,

@@ -64,18 +64,21 @@ class SampleVideos(L.Callback):
         if step == 0 or step % self.every or not trainer.is_global_zero:
             return
         from ltx_train.modules.frozen import load_vocoder
-        from ltx_train.pipeline import LTXPipeline
+        from ltx_train.pipeline import LTXVideoPipeline
         if self.vocoder_checkpoint and self._vocoder is None:
             self._vocoder = load_vocoder(self.vocoder_checkpoint)
         vocoder = self._vocoder.to(pl_module.device) if self._vocoder is not None else None
         was_training = pl_module.training
         try:
-            clips = LTXPipeline(pl_module, vocoder)(self.prompts, **self.kwargs)
+            with pl_module.ema_weights():
+                pipe = LTXVideoPipeline(pl_module.vae, pl_module.audio_vae, pl_module.model,
+                                        pl_module.text_encoder, vocoder)
+                clips = pipe(self.prompts, **self.kwargs)
         finally:
             pl_module.train(was_training)
         paths = []
         for i, clip in enumerate(clips):
-            paths.append(LTXPipeline.save(clip, _samples_dir(trainer) / f"sample_step{step:06d}_{i}.mp4"))
+            paths.append(LTXVideoPipeline.save(clip, _samples_dir(trainer) / f"sample_step{step:06d}_{i}.mp4"))
         log_videos(trainer, "samples", paths, [c.prompt[:200] for c in clips])
         log.info("wrote %d samples at step %d", len(paths), step)
 

@@ -131,14 +131,15 @@ class DiTModule(L.LightningModule):
         return LTXModelConfig(dit=dcfg, connector=ccfg, physics=heads, physics_block=self.pcfg.block)
 
     def _init_from_pretrained(self, path: str, te: dict) -> None:
-        from ltx_train.pipeline import read_model_index
+        from ltx_train.pipeline import read_model_index, text_encoder_reference
         index = read_model_index(path)
         self.vae = load_component(path, "vae", expect="VideoVAE")
         self.audio_vae = load_component(path, "audio_vae", expect="AudioVAE")
         self.model = load_component(path, "model", expect="LTXModel").train()
-        ref = index["text_encoder"]
-        te.setdefault("path", ref.get("path"))
-        te.setdefault("max_length", ref.get("max_length", 64))
+        te_path, max_length = text_encoder_reference(path, index)
+        if te.get("path") is None:
+            te["path"] = te_path
+        te.setdefault("max_length", max_length)
         self._set_text_encoder(te)
         if self.pcfg.enabled and self.model.physics is None:
             log.info("init_from %s has no physics heads: the physics losses are off", path)
