@@ -9,7 +9,7 @@ import webdataset as wds
 
 from ltx_train.data.cli import main
 from ltx_train.data.folder import convert_folder, load_caption_table, sanitise_key
-from ltx_train.data.mp4 import write_mp4
+from ltx_train.media import write_mp4
 from ltx_train.data.shard_writer import read_manifest, shard_urls
 
 FPS = 24

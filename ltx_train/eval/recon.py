@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from ltx_train.data.mp4 import write_mp4
+from ltx_train.media import write_mp4
 from ltx_train.eval.video_io import frame_grid, side_by_side, to_uint8_frames, write_png
 from ltx_train.models.vae import TileConfig, VideoVAE, crop_to_valid
 
