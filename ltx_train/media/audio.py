@@ -6,15 +6,15 @@ track that starts late is placed by its first timestamp. The decoded track is ze
 whole AAC frame at its end, so callers that know the clip length pass ``duration_s`` (the video
 span, T / fps) rather than trusting the track's length (``data/README.md``, audio alignment).
 
-No audio. A file has audio only when its first audio stream decodes to at least one non-zero
-sample: a missing stream, a stream with no samples, and a placeholder track of digital zeros
-(what editors and ``ffmpeg anullsrc`` add so every file has a track) all carry nothing to learn,
-and training on them as silence would teach that impacts are silent. A recorded quiet scene is
-never exactly zero (the noise floor), and neither is the synthetic world's room noise.
+No audio. A file has audio only when its first audio stream holds something: a missing stream,
+a stream that decodes to no samples, and one that decodes to nothing but the zeros of a single AAC
+frame (what an encoder flushes for an empty input) all count as none, so an empty track is never
+trained on as silence. A longer track of digital zeros does count as audio (silence): a clip cut
+from a quiet stretch of a real track looks exactly like that, and it is real silence.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterable
 
 import av
 import numpy as np
@@ -22,16 +22,24 @@ import numpy as np
 from ltx_train.media.source import Source, open_av, reading
 
 
-def _any_sound(frames: Iterator[av.AudioFrame]) -> bool:
-    """Does any remaining frame hold a non-zero sample? Stops at the first that does."""
-    return any(np.any(f.to_ndarray()) for f in frames)
+EMPTY_TRACK_SAMPLES = 1024  # one AAC frame: all an encoder emits for a track with no input
+
+
+def _is_empty(frames: Iterable[av.AudioFrame], seen: int = 0, sound: bool = False) -> bool:
+    """Does the rest of the track (after ``seen`` samples, ``sound`` if any was non-zero) hold nothing?
+
+    Reads frames only while the answer is open: at most one AAC frame of a real track."""
+    for frame in frames:
+        if sound or seen > EMPTY_TRACK_SAMPLES:
+            break
+        seen += frame.samples
+        sound = bool(np.any(frame.to_ndarray()))
+    return not sound and seen <= EMPTY_TRACK_SAMPLES
 
 
 def has_sound(container: av.container.InputContainer) -> bool:
-    """The first audio stream of an open container decodes to at least one non-zero sample."""
-    if not container.streams.audio:
-        return False
-    return _any_sound(container.decode(container.streams.audio[0]))
+    """The open container's first audio stream is there and not empty (see the module docstring)."""
+    return bool(container.streams.audio) and not _is_empty(container.decode(container.streams.audio[0]))
 
 
 def read_audio(src: Source, start_s: float = 0.0, duration_s: float | None = None,
@@ -52,9 +60,11 @@ def read_audio(src: Source, start_s: float = 0.0, duration_s: float | None = Non
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
         start = int(round(start_s * rate))
         stop = None if duration_s is None else start + int(round(duration_s * rate))
-        chunks, have, first = [], 0, None
+        chunks, have, first, seen, sound = [], 0, None, 0, False
         frames = c.decode(stream)
         for frame in frames:
+            if not sound and seen <= EMPTY_TRACK_SAMPLES:  # could still be an empty track
+                seen, sound = seen + frame.samples, bool(np.any(frame.to_ndarray()))
             if first is None:  # the track may not start at 0 s; keep samples on the video's clock
                 first = int(round(float(frame.pts * frame.time_base) * rate)) if frame.pts is not None else 0
             for out in resampler.resample(frame):
@@ -65,7 +75,7 @@ def read_audio(src: Source, start_s: float = 0.0, duration_s: float | None = Non
         else:
             chunks += [out.to_ndarray() for out in resampler.resample(None)]
         wav = np.concatenate(chunks, axis=1).astype(np.float32) if chunks else np.zeros((1, 0), np.float32)
-        if not wav.any() and not _any_sound(frames):  # nothing but zeros in the whole track: no audio
+        if not sound and seen <= EMPTY_TRACK_SAMPLES and _is_empty(frames, seen):
             return None
     first = first or 0
     stop = first + wav.shape[1] if stop is None else stop
