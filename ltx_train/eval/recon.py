@@ -25,6 +25,10 @@ from ltx_train.eval.video_io import frame_grid, side_by_side, to_uint8_frames, w
 from ltx_train.models.vae import TileConfig, VideoVAE, crop_to_valid
 
 
+class NoClipsError(ValueError):
+    """``batches`` held no clip to score (the caller knows why: e.g. every sample was skipped)."""
+
+
 @torch.no_grad()
 def evaluate_reconstruction(model: VideoVAE, batches: Iterable, out_dir: str | Path, max_videos_to_save: int = 4,
                             tile: TileConfig | None = None, fps: float = 24.0) -> dict:
@@ -65,7 +69,7 @@ def evaluate_reconstruction(model: VideoVAE, batches: Iterable, out_dir: str | P
             per_clip.append(entry)
     model.train(was_training)
     if not per_clip:
-        raise ValueError("evaluate_reconstruction: no clips in batches")
+        raise NoClipsError("evaluate_reconstruction: no clips in batches")
     report = {
         "psnr": sum(c["psnr"] for c in per_clip) / len(per_clip),
         "ssim": sum(c["ssim"] for c in per_clip) / len(per_clip),
