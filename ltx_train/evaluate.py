@@ -31,9 +31,11 @@ def _need_file(cfg: DictConfig, key: str) -> Path:
     return path
 
 
-def val_batches(cfg: DictConfig, shards: str | list | None = None):
-    """Validation batches of the data config over ``shards`` (default: its val shards), ``limit`` clips."""
-    overrides = {"val_max_samples": cfg.limit}
+def val_batches(cfg: DictConfig, shards: str | list | None = None, limit: int | None = -1):
+    """Validation batches of the data config over ``shards`` (default: its val shards).
+
+    limit: clips read at most; -1 means ``cfg.limit``, None every clip of the shards."""
+    overrides = {"val_max_samples": cfg.limit if limit == -1 else limit}
     if shards is not None:
         overrides["val_shards"] = shards
     dm = build(cfg, "data", train_shards=None, **overrides)
@@ -42,22 +44,41 @@ def val_batches(cfg: DictConfig, shards: str | list | None = None):
 
 
 def eval_vae(cfg: DictConfig, out: Path, device) -> dict:
+    """Reconstruction scores on shards (``limit`` clips), or on EVERY video of ``videos=<folder>``:
+    each video is one sample of the val split, decoded as validation decodes (a centred clip of
+    ``data.num_frames``); videos too short for that clip are listed in the report's ``skipped``."""
     from ltx_train.data.folder import convert_folder
-    from ltx_train.eval.recon import evaluate_reconstruction
+    from ltx_train.data.skips import recorded_skips, summarise_skips
+    from ltx_train.eval.recon import NoClipsError, evaluate_reconstruction
     from ltx_train.models.vae.tiling import TileConfig
     from ltx_train.modules.frozen import load_video_vae
 
     vae = load_video_vae(_need_file(cfg, "checkpoint")).to(device)
     tile = to_dataclass(TileConfig, cfg.tile, "tile") if cfg.tile else None
     with tempfile.TemporaryDirectory() as tmp:
-        shards = cfg.shards
+        shards, limit, source = cfg.shards, -1, f"shards {cfg.shards or OmegaConf.select(cfg, 'data.val_shards')}"
         if cfg.videos:  # a folder of user videos: convert to shards first (same decode path as training)
             summary = convert_folder(cfg.videos, tmp, val_fraction=1.0, verbose=True)
-            if not summary["written"]:
+            if not summary["written"]["val"]:
                 raise ConfigError(f"videos: no readable captioned video in {cfg.videos}")
-            shards = tmp
-        return evaluate_reconstruction(vae, val_batches(cfg, shards), out, max_videos_to_save=cfg.max_save,
-                                       tile=tile)
+            shards, limit, source = tmp, None, f"videos {cfg.videos}"  # all of them: limit is for shards
+        with recorded_skips() as skips:
+            try:
+                report = evaluate_reconstruction(vae, val_batches(cfg, shards, limit), out,
+                                                 max_videos_to_save=cfg.max_save, tile=tile)
+            except NoClipsError as e:
+                d = cfg.data  # defaults as in VideoDataModule
+                frames, fps = d.get("num_frames", 25), d.get("fps", 24.0)
+                hint = "" if skips or not d.get("num_workers") else \
+                    " (data.num_workers > 0: the reasons are in the workers' warnings above)"
+                raise ConfigError(f"task=vae: no clip of data.num_frames={frames} frames at data.fps={fps} "
+                                  f"({frames / fps:.2f} s) could be decoded from {source}: "
+                                  f"{summarise_skips(skips)}{hint}") from e
+    if skips:  # some samples (e.g. videos shorter than the clip) were not scored: say which, in the report
+        report["skipped"] = [{"key": s.key, "reason": s.reason} for s in skips]
+        (out / "report.json").write_text(json.dumps(report, indent=2, allow_nan=True))
+        log.warning("task=vae: %s", summarise_skips(skips))
+    return report
 
 
 def eval_audio(cfg: DictConfig, out: Path, device) -> dict:

@@ -20,10 +20,11 @@ import webdataset as wds
 
 from ltx_train.audio.mel import LogMel, MelConfig
 from ltx_train.data.datamodule import VideoDataModule
-from ltx_train.data.decode import ClipConfig, decode_audio, decode_sample, decode_video
+from ltx_train.data.decode import ClipConfig, decode_sample, decode_video
 from ltx_train.data.shard_writer import write_synthetic_shards
 from ltx_train.data.synth import SynthConfig
 from ltx_train.data.transforms import frames_to_clip, plan_resize_crop
+from ltx_train.media import read_audio
 
 
 def timed(fn, samples, seconds: float) -> float:
@@ -40,12 +41,13 @@ def stage_times(samples, cfg: ClipConfig, mel: LogMel, seconds: float) -> dict[s
     rng = np.random.default_rng(0)
     decoded = decode_video(samples[0]["mp4"], cfg, rng)[0]
     geom = plan_resize_crop(decoded.shape[1], decoded.shape[2], cfg.height, cfg.width, rng)
-    audio = torch.from_numpy(decode_audio(samples[0]["mp4"], cfg.sample_rate, 0.0, cfg.num_samples))
+    clip_s = cfg.num_samples / cfg.sample_rate
+    audio = torch.from_numpy(read_audio(samples[0]["mp4"], 0.0, clip_s, cfg.sample_rate, mono=True)[0])
     auto = ClipConfig(**{**cfg.__dict__, "decode_threads": 0})
     return {"video decode": timed(lambda s: decode_video(s["mp4"], cfg, rng), samples, seconds),
             "  (decord auto)": timed(lambda s: decode_video(s["mp4"], auto, rng), samples, seconds),
             "crop+normalise": timed(lambda s: frames_to_clip(decoded, geom), samples, seconds),
-            "audio decode": timed(lambda s: decode_audio(s["mp4"], cfg.sample_rate, 0.0, cfg.num_samples),
+            "audio decode": timed(lambda s: read_audio(s["mp4"], 0.0, clip_s, cfg.sample_rate, mono=True),
                                   samples, seconds),
             "log-mel": timed(lambda s: mel(audio), samples, seconds),
             "whole sample": timed(lambda s: decode_sample(s, cfg, mel, rng), samples, seconds)}

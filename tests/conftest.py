@@ -6,6 +6,7 @@
   missing caption) between good clips; a Path to the tar. ``odd_keys`` says which keys are which.
 - ``ramp_clip``: factory for a clip whose grey level encodes the frame index, with an annotation.
 - ``make_sample``: factory for in-memory WebDataset samples {"__key__", "mp4", "txt", "json"}.
+- ``empty_audio_track``: factory for a video file whose audio stream holds no samples.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 import webdataset as wds
 
-from ltx_train.data.mp4 import write_mp4
+from ltx_train.media import write_mp4
 
 def pytest_collection_modifyitems(config, items):
     """`gpu` tests need CUDA: skip them (with the reason) where there is none."""
@@ -76,6 +77,29 @@ def _ramp_clip(num_frames: int = 25, size: int = 32, fps: float = 24.0, sample_r
            "contacts": [{"frame": 3, "time": 3 / fps, "object": 0}]}
     audio = 0.3 * np.sin(2 * np.pi * 440 * np.arange(int(num_frames * sample_rate / fps)) / sample_rate)
     return frames, ann, audio.astype(np.float32)
+
+
+def _empty_audio_track(path: Path, frames: int = 25, size: int = 32) -> Path:
+    """A black 24 fps video whose AAC stream holds no samples (mkv keeps the empty track; mp4 drops it)."""
+    import av
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream("libx264", rate=24)
+        vs.width = vs.height = size
+        vs.pix_fmt = "yuv420p"
+        a = c.add_stream("aac", rate=24000)
+        a.layout = "mono"
+        for _ in range(frames):
+            for p in vs.encode(av.VideoFrame.from_ndarray(np.zeros((size, size, 3), np.uint8), format="rgb24")):
+                c.mux(p)
+        for p in [*vs.encode(), *a.encode()]:
+            c.mux(p)
+    return path
+
+
+@pytest.fixture(scope="session")
+def empty_audio_track():
+    """empty_audio_track(path, frames=25, size=32) -> path of a video with an audio stream of zero samples."""
+    return _empty_audio_track
 
 
 @pytest.fixture(scope="session")

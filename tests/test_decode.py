@@ -75,6 +75,17 @@ def test_clip_without_audio_track_has_zero_audio_and_mask_false(ramp_clip, make_
     assert clip["ann_mask"].item()
 
 
+def test_empty_audio_track_has_mask_false(ramp_clip, make_sample, empty_audio_track, tmp_path):
+    frames, ann, _ = ramp_clip()
+    cfg = ClipConfig(height=32, width=32)
+    empty = {"__key__": "empty", "mp4": empty_audio_track(tmp_path / "e.mkv").read_bytes(), "txt": b"black"}
+    padding = make_sample("padding", frames, 24.0, np.zeros(10, np.float32), ann=ann)  # one AAC frame of zeros
+    for sample in (empty, padding):
+        clip = decode_sample(sample, cfg, MEL, None)
+        assert not clip["audio_mask"].item(), sample["__key__"]
+        assert clip["audio"].shape == (25000,) and not clip["audio"].any()
+
+
 def test_sample_without_json_has_ann_mask_false_and_zero_labels(ramp_clip, make_sample):
     frames, _, audio = ramp_clip()
     clip = decode_sample(make_sample("nolabels", frames, 24.0, audio), ClipConfig(height=32, width=32), MEL, None)

@@ -9,7 +9,7 @@ import webdataset as wds
 
 from ltx_train.data.cli import main
 from ltx_train.data.folder import convert_folder, load_caption_table, sanitise_key
-from ltx_train.data.mp4 import write_mp4
+from ltx_train.media import write_mp4
 from ltx_train.data.shard_writer import read_manifest, shard_urls
 
 FPS = 24
@@ -82,21 +82,46 @@ def test_clip_cutting_reencodes_whole_clips_aligned_with_audio(src, tmp_path):
     out = tmp_path / "out"
     summary = convert_folder(src, out, clip_seconds=1.0, verbose=False)
     samples = read_split(out, "train")
-    # long.mp4 (2.5 s) -> two 1 s clips, tail dropped; a.mp4 (exactly 1 s) is copied unchanged
+    # long.mp4 (60 frames) -> two 1 s clips of 25 frames (0..24, 24..48), tail dropped;
+    # a.mp4 (24 frames, not more than one clip) is copied unchanged
     assert set(samples) == {"a", "long_clip000", "long_clip001"} and summary["written"]["train"] == 3
     assert samples["a"]["mp4"] == (src / "a.mp4").read_bytes()
     for k in (0, 1):
         clip = samples[f"long_clip{k:03d}"]
         assert clip["txt"].decode() == "a long ramp with one click"
         vr = decord.VideoReader(io.BytesIO(clip["mp4"]))
-        assert len(vr) == FPS and vr.get_avg_fps() == pytest.approx(FPS)
+        assert len(vr) == FPS + 1 and vr.get_avg_fps() == pytest.approx(FPS)
         assert vr[0].asnumpy().mean() == pytest.approx(4 * FPS * k, abs=3)  # starts at source frame 24 k
+        assert vr[FPS].asnumpy().mean() == pytest.approx(4 * FPS * (k + 1), abs=3)  # ends 1 s later
     with av.open(io.BytesIO(samples["long_clip001"]["mp4"])) as c:
         stream = c.streams.audio[0]
         assert stream.rate == 16000 and stream.channels == 2
         audio = np.concatenate([f.to_ndarray() for f in c.decode(stream)], axis=1)
     onset = np.argmax(np.abs(audio[0]) > 0.4) / 16000
     assert onset == pytest.approx(0.5, abs=1 / FPS)  # the click at 1.5 s lands 0.5 s into the second clip
+
+
+def test_one_second_clips_hold_the_default_training_clip(src, tmp_path):
+    """--clip-seconds 1 at 24 fps must give clips the default layout (25 frames, 1 + 8k) can decode."""
+    from ltx_train.audio.mel import LogMel, MelConfig
+    from ltx_train.data.decode import ClipConfig, decode_sample
+
+    convert_folder(src, tmp_path / "out", clip_seconds=1.0, verbose=False)
+    samples = read_split(tmp_path / "out", "train")
+    cfg = ClipConfig(height=32, width=32)  # num_frames=25, fps=24: the default data config
+    for key in ("long_clip000", "long_clip001"):
+        clip = decode_sample(samples[key], cfg, LogMel(MelConfig()), rng=None)
+        assert clip["video"].shape == (3, 25, 32, 32) and clip["audio_mask"].item()
+        assert clip["audio"].shape == (25000,)
+        # the clip's audio is its own span: the click at 1.5 s sits 0.5 s into clip 1 only
+        assert (np.abs(clip["audio"].numpy()).max() > 0.2) == (key == "long_clip001")
+
+
+def test_val_fraction_one_puts_every_video_in_val(src, tmp_path):
+    summary = convert_folder(src, tmp_path / "out", val_fraction=1.0, verbose=False)
+    assert summary["written"] == {"train": 0, "val": 2} and summary["videos"]["val"] == 2
+    with pytest.raises(ValueError, match="val_fraction"):
+        convert_folder(src, tmp_path / "bad", val_fraction=1.5, verbose=False)
 
 
 def test_val_fraction_takes_whole_videos(src, tmp_path):

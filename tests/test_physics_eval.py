@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ltx_train.data.captions import caption
-from ltx_train.data.mp4 import write_mp4
+from ltx_train.media import write_mp4
 from ltx_train.data.synth import SynthConfig, render_clip
 from ltx_train.data.synth_world import sample_scene
 from ltx_train.eval.av_sync import detect_onsets, sync_errors_ms, sync_summary

@@ -9,6 +9,7 @@ from ltx_train.data.shard_writer import mp4_bytes
 from ltx_train.data.synth import SynthConfig, render_clip
 from ltx_train.data.synth_audio import render_audio
 from ltx_train.data.synth_world import Obj, evaluate, sample_scene
+from ltx_train.media import read_audio
 
 CFG = SynthConfig()  # 64x64, 25 frames at 24 fps, 24 kHz
 
@@ -148,7 +149,9 @@ def test_decoded_mp4_audio_is_aligned_despite_aac_priming(tmp_path):
     data = mp4_bytes(clip.frames, CFG.fps, clip.audio, CFG.sample_rate)
     decoded = {"av": decode_audio_av(data, tmp_path / "a.mp4"),
                "decord": decord.AudioReader(str(tmp_path / "a.mp4"), sample_rate=CFG.sample_rate,
-                                            mono=True)[:].asnumpy()[0]}
+                                            mono=True)[:].asnumpy()[0],
+               # the pipeline's reader, cropped to the video span T / fps
+               "media": read_audio(data, 0.0, CFG.num_frames / CFG.fps, mono=True)[0]}
     ref = clip.audio
     for name, x in decoded.items():
         assert len(x) >= len(ref), name  # padded to whole AAC frames at the end, never short
@@ -162,7 +165,7 @@ def test_impact_onsets_in_decoded_mp4_match_contact_times(tmp_path):
     checked = 0
     for seed in range(6):
         clip = render_clip(seed, CFG)
-        x = decode_audio_av(mp4_bytes(clip.frames, CFG.fps, clip.audio, CFG.sample_rate), tmp_path / "a.mp4")
+        x = read_audio(mp4_bytes(clip.frames, CFG.fps, clip.audio, CFG.sample_rate), mono=True)[0]
         strength, dt = onset_strength(x[: CFG.num_samples]), 24 / CFG.sample_rate
         contacts = clip.annotations["contacts"]
         for c in contacts:

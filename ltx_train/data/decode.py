@@ -10,21 +10,21 @@ Time axis of a clip (the contract of ``data/README.md``):
 
 Anything that makes a sample unusable (missing mp4 or caption, undecodable video, bad JSON, a clip
 shorter than ``num_frames / fps``) raises ``SampleError`` or one of ``DECODE_ERRORS``; the stream skips
-and counts such samples. Video is decoded with decord straight from the bytes, audio with PyAV.
+and counts such samples. Frames and audio are read by ``ltx_train.media`` (decord for video, straight
+from the bytes; PyAV for audio). A file without audio, with an empty audio track or with a track of
+digital zeros gives ``audio_mask`` False.
 """
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 
-import av
-import decord
 import numpy as np
 import torch
 
 from ltx_train.audio.mel import LogMel
 from ltx_train.data.transforms import CropGeometry, frames_to_clip, plan_resize_crop
+from ltx_train.media import MediaError, read_audio, read_clip
 from ltx_train.timing import clip_num_samples
 
 
@@ -33,7 +33,7 @@ class SampleError(ValueError):
 
 
 # What a broken sample can raise while decoding; anything else is a bug and propagates.
-DECODE_ERRORS = (SampleError, decord.DECORDError, av.FFmpegError, json.JSONDecodeError,
+DECODE_ERRORS = (SampleError, MediaError, json.JSONDecodeError,
                  UnicodeDecodeError, RuntimeError, ValueError, KeyError, TypeError, IndexError)
 
 
@@ -70,46 +70,10 @@ def choose_start(num_src: int, offsets: np.ndarray, rng: np.random.Generator | N
 def decode_video(data: bytes, cfg: ClipConfig, rng: np.random.Generator | None
                  ) -> tuple[np.ndarray, np.ndarray, float]:
     """mp4 bytes -> (frames (T, h, w, 3) uint8, source frame indices (T,), source fps)."""
-    vr = decord.VideoReader(io.BytesIO(data), num_threads=cfg.decode_threads)
-    num_src, src_fps = len(vr), float(vr.get_avg_fps())
-    if not num_src or not np.isfinite(src_fps) or src_fps <= 0:
-        raise SampleError(f"video has {num_src} frames at {src_fps} fps")
-    offsets = clip_offsets(cfg.num_frames, cfg.fps, src_fps)
-    idx = choose_start(num_src, offsets, rng) + offsets
-    frames = vr.get_batch(idx.tolist()).asnumpy()
-    return frames, idx, src_fps
-
-
-def decode_audio(data: bytes, sample_rate: int, t0: float, num_samples: int) -> np.ndarray | None:
-    """mp4 bytes -> mono float32 (num_samples,) covering [t0, t0 + num_samples / sample_rate).
-
-    Returns None when the file has no audio track. Samples the track does not cover are zeros.
-    Decoding stops once the span is covered, so a long user clip costs only its prefix.
-    """
-    start = int(round(t0 * sample_rate))
-    with av.open(io.BytesIO(data)) as container:
-        if not container.streams.audio:
-            return None
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        chunks, have, first = [], 0, None
-        for frame in container.decode(stream):
-            if first is None:  # the track may not start at 0 s; keep samples on the video's clock
-                first = int(round(float(frame.pts * frame.time_base) * sample_rate)) if frame.pts is not None else 0
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
-                have += chunks[-1].shape[0]
-            if first + have >= start + num_samples + sample_rate // 10:  # margin for resampler delay
-                break
-        else:
-            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
-    wav = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    off = start - (first or 0)  # index in wav of the clip's first sample
-    out = np.zeros(num_samples, np.float32)
-    lo, hi = max(off, 0), min(off + num_samples, wav.shape[0])
-    if hi > lo:
-        out[lo - off:hi - off] = wav[lo:hi]
-    return out
+    def pick(num_src: int, src_fps: float) -> np.ndarray:
+        offsets = clip_offsets(cfg.num_frames, cfg.fps, src_fps)
+        return choose_start(num_src, offsets, rng) + offsets
+    return read_clip(data, pick, num_threads=cfg.decode_threads)
 
 
 def empty_annotations(cfg: ClipConfig) -> dict[str, torch.Tensor]:
@@ -179,8 +143,10 @@ def decode_sample(sample: dict, cfg: ClipConfig, mel: LogMel, rng: np.random.Gen
     frames, src_idx, src_fps = decode_video(sample["mp4"], cfg, rng)
     geom = plan_resize_crop(frames.shape[1], frames.shape[2], cfg.height, cfg.width, rng)
     video = frames_to_clip(frames, geom)
-    wav = decode_audio(sample["mp4"], cfg.sample_rate, src_idx[0] / src_fps, cfg.num_samples)
-    audio = torch.zeros(cfg.num_samples) if wav is None else torch.from_numpy(wav)
+    # None for no track, an empty one or one of digital zeros: audio_mask False, never "silence"
+    wav = read_audio(sample["mp4"], src_idx[0] / src_fps, cfg.num_samples / cfg.sample_rate, cfg.sample_rate,
+                     mono=True)
+    audio = torch.zeros(cfg.num_samples) if wav is None else torch.from_numpy(wav[0, :cfg.num_samples])
     with torch.no_grad():
         log_mel = mel(audio)
     labels = empty_annotations(cfg) if ann is None else resample_annotations(ann, src_idx, src_fps, geom, cfg)

@@ -2,9 +2,10 @@
 
 Captions come from a CSV/JSONL table of (path, caption) or from a sidecar ``<video stem>.txt``.
 Without ``clip_seconds`` the original file bytes are stored as ``<key>.mp4`` (decoders probe the
-container, so e.g. an mkv stays readable); with it, each video longer than the clip is cut into
-whole clips of that length and re-encoded with ``write_mp4`` (audio kept at its own rate and
-channel count). Files that cannot be decoded or have no caption are skipped and reported by name.
+container, so e.g. an mkv stays readable); with it, each video longer than one clip is cut into
+whole clips of ``round(clip_seconds * fps) + 1`` frames (see ``clip_frames``) and re-encoded with
+``write_mp4`` (audio kept at its own rate, mono or stereo). Files that cannot be decoded or have no
+caption are skipped and reported by name. All reading goes through ``ltx_train.media``.
 """
 from __future__ import annotations
 
@@ -15,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import av
-import decord
 import numpy as np
 
 from ltx_train.data.shard_writer import MANIFEST, mp4_bytes, write_json_atomic, write_shards
+from ltx_train.media import probe, read_audio, read_video
 
 SIDECAR_EXTS = {".txt", ".csv", ".jsonl", ".json"}   # caption/metadata files, never videos
 PATH_COLUMNS = ("path", "file", "filename", "video")
@@ -34,7 +34,8 @@ class Video:
     caption: str
     fps: float
     num_frames: int
-    has_audio: bool
+    has_audio: bool     # a non-empty, not all-zero track (media.probe); otherwise the clips get none
+    sample_rate: int
 
 
 def load_caption_table(path: str | Path) -> dict[str, str]:
@@ -87,66 +88,41 @@ def sanitise_key(rel: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", str(Path(rel).with_suffix(""))).strip("_") or "video"
 
 
-def probe(path: Path) -> tuple[float, int, bool]:
-    """(fps, num_frames, has_audio); raises if decord cannot decode a frame of it."""
-    vr = decord.VideoReader(str(path))
-    if len(vr) == 0:
-        raise ValueError("no video frames")
-    vr[0]  # headers can parse while frames do not decode
-    fps = float(vr.get_avg_fps())
-    if not fps > 0:
-        raise ValueError("unknown frame rate")
-    with av.open(str(path)) as c:
-        has_audio = len(c.streams.audio) > 0
-    return fps, len(vr), has_audio
-
-
-def decode_audio(path: Path) -> tuple[np.ndarray, int]:
-    """Whole audio track as float32 (channels, S) at its native rate."""
-    with av.open(str(path)) as c:
-        stream = c.streams.audio[0]
-        layout = "mono" if stream.channels == 1 else "stereo"  # write_mp4 writes mono or stereo
-        resampler = av.AudioResampler(format="fltp", layout=layout, rate=stream.rate)
-        chunks = [f.to_ndarray() for frame in c.decode(stream) for f in resampler.resample(frame)]
-        chunks += [f.to_ndarray() for f in resampler.resample(None)]
-        return np.concatenate(chunks, axis=1).astype(np.float32), stream.rate
-
-
-def _video_frames(path: Path) -> Iterator[np.ndarray]:
-    """Stream (H, W, 3) uint8 frames with PyAV. Not decord: its frames of some widths (24, 48) come back
-    with 4 channels and get_batch then fails, and streaming keeps long videos out of memory."""
-    with av.open(str(path)) as c:
-        for frame in c.decode(c.streams.video[0]):
-            yield frame.to_ndarray(format="rgb24")
+def clip_frames(clip_seconds: float, fps: float) -> int:
+    """Frames of one cut clip: ``round(clip_seconds * fps) + 1``, so its first and last frames are
+    ``clip_seconds`` apart. The training layout counts a clip that way (1 + 8k frames: 1 s at 24 fps is
+    25 frames, and the clip then covers 25 / 24 s of audio), so a clip of ``--clip-seconds 1`` holds
+    the default 25-frame clip; ``round(clip_seconds * fps)`` frames would be one too few."""
+    return int(round(clip_seconds * fps)) + 1
 
 
 def cut_clips(video: Video, clip_seconds: float) -> Iterator[dict]:
-    """Samples of ``clip_seconds`` each (whole clips only), re-encoded; the tail is dropped."""
-    n_per = int(round(clip_seconds * video.fps))
-    audio, sr = decode_audio(video.path) if video.has_audio else (None, 24000)
-    buf: list[np.ndarray] = []
-    k = 0
-    for frame in _video_frames(video.path):
-        buf.append(frame)
-        if len(buf) < n_per:
-            continue
-        frames = np.stack(buf)
+    """Samples of ``clip_frames`` frames each, re-encoded; the tail that does not fill a clip is dropped.
+
+    Clip k starts at source frame ``k * round(clip_seconds * fps)``: consecutive clips share their
+    boundary frame (clip k ends where clip k + 1 starts), as consecutive clips of the same length
+    cut from one timeline do. Its audio is the video span [t0, t0 + frames / fps) of the source track.
+    """
+    stride, n = int(round(clip_seconds * video.fps)), clip_frames(clip_seconds, video.fps)
+    audio = read_audio(video.path) if video.has_audio else None  # whole track, native rate and channels
+    sr = video.sample_rate if audio is not None else 24000
+    for k, first in enumerate(range(0, video.num_frames - n + 1, stride)):
+        frames = read_video(video.path, range(first, first + n))
         frames = frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]  # yuv420p needs even sizes
-        buf, clip_audio = [], None
+        clip_audio = None
         if audio is not None:
-            a0, n = int(round(k * n_per / video.fps * sr)), int(round(n_per / video.fps * sr))
-            clip_audio = audio[:, a0:a0 + n]
-            if clip_audio.shape[1] < n:  # audio track shorter than the video: pad with silence
-                clip_audio = np.pad(clip_audio, ((0, 0), (0, n - clip_audio.shape[1])))
+            a0, count = int(round(first / video.fps * sr)), int(round(n / video.fps * sr))
+            clip_audio = audio[:, a0:a0 + count]
+            if clip_audio.shape[1] < count:  # audio track shorter than the video: pad with silence
+                clip_audio = np.pad(clip_audio, ((0, 0), (0, count - clip_audio.shape[1])))
         yield {"__key__": f"{video.key}_clip{k:03d}",
                "mp4": mp4_bytes(frames, video.fps, clip_audio, sr),
                "txt": video.caption.encode("utf-8")}
-        k += 1
 
 
 def _samples(videos: list[Video], clip_seconds: float | None, skipped: list[dict], counts: dict) -> Iterator[dict]:
     for v in videos:
-        if clip_seconds is None or v.num_frames <= int(round(clip_seconds * v.fps)):
+        if clip_seconds is None or v.num_frames <= clip_frames(clip_seconds, v.fps):  # one clip or less: kept whole
             counts["videos"] += 1
             yield {"__key__": v.key, "mp4": v.path.read_bytes(), "txt": v.caption.encode("utf-8")}
             continue
@@ -164,12 +140,15 @@ def convert_folder(src: str | Path, out: str | Path, captions: str | Path | None
                    seed: int = 0, verbose: bool = True) -> dict:
     """Shard every captioned, decodable video under ``src``; returns a summary with counts and skipped files.
 
-    The val split takes ``round(val_fraction * n)`` whole videos (at least one when val_fraction > 0
-    and n >= 2), chosen by a seeded shuffle, so clips of one video never straddle the splits.
+    The val split takes ``round(val_fraction * n)`` whole videos, chosen by a seeded shuffle, so clips
+    of one video never straddle the splits. With 0 < val_fraction < 1 and n >= 2 each split keeps at
+    least one video; val_fraction=1 puts every video in val (what ``ltx-eval task=vae videos=`` scores).
     """
     src, out = Path(src), Path(out)
     if clip_seconds is not None and clip_seconds <= 0:
-        raise ValueError("clip_seconds must be > 0")
+        raise ValueError(f"clip_seconds must be > 0, got {clip_seconds}")
+    if not 0 <= val_fraction <= 1:
+        raise ValueError(f"val_fraction must be in [0, 1], got {val_fraction}")
     table_path = Path(captions).resolve() if captions else None
     lookup = CaptionLookup(src, load_caption_table(captions) if captions else None)
     skipped: list[dict] = []
@@ -180,8 +159,8 @@ def convert_folder(src: str | Path, out: str | Path, captions: str | Path | None
         if path.suffix.lower() in SIDECAR_EXTS or path.name.startswith(".") or path.resolve() == table_path:
             continue
         try:
-            fps, n, has_audio = probe(path)
-        except Exception as e:
+            info = probe(path)
+        except (ValueError, OSError) as e:  # MediaError, or a decoder's own complaint: skip the file, never stop
             skipped.append({"file": rel, "reason": f"not a readable video: {str(e).splitlines()[0][:200]}"})
             continue
         cap = lookup(path)
@@ -192,9 +171,9 @@ def convert_folder(src: str | Path, out: str | Path, captions: str | Path | None
         while key in keys:
             key += "_" + path.suffix.lstrip(".").lower()
         keys.add(key)
-        videos.append(Video(rel, path, key, cap, fps, n, has_audio))
+        videos.append(Video(rel, path, key, cap, info.fps, info.num_frames, info.has_audio, info.sample_rate))
     n_val = int(round(val_fraction * len(videos)))
-    if val_fraction > 0 and len(videos) >= 2:
+    if 0 < val_fraction < 1 and len(videos) >= 2:
         n_val = min(max(n_val, 1), len(videos) - 1)
     order = np.random.default_rng(seed).permutation(len(videos))
     val_ids = set(order[:n_val].tolist())

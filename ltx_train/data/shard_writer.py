@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ltx_train.data.mp4 import write_mp4
+from ltx_train.media import write_mp4
 from ltx_train.data.synth import SynthConfig, render_clip
 
 VAL_SEED_OFFSET = 1_000_000_000  # val seeds live far from train seeds, so the splits never overlap

@@ -38,7 +38,14 @@ MAX_CONSECUTIVE_SKIPS = 1000  # a stream that decodes nothing should fail, not s
 
 
 class SkippedSampleWarning(UserWarning):
-    """A sample (or shard) was skipped because it could not be read or decoded."""
+    """A sample (or shard) was skipped because it could not be read or decoded.
+
+    ``key`` is the sample's key (None for a shard) and ``reason`` the error, so a caller can say why
+    nothing was decoded (``ltx_train.data.skips``)."""
+
+    def __init__(self, message: str, key: str | None = None, reason: str = ""):
+        super().__init__(message)
+        self.key, self.reason = key, reason or message
 
 
 @contextmanager
@@ -136,7 +143,7 @@ class ShardStream(IterableDataset):
         def on_error(exn: Exception) -> bool:  # unreadable shard / tar member: warn, count, go on
             if not counts["replaying"]:
                 counts["skipped"] += 1
-                warnings.warn(f"skipping unreadable {self.role} data: {exn!r}", SkippedSampleWarning)
+                warnings.warn(SkippedSampleWarning(f"skipping unreadable {self.role} data: {exn!r}", reason=repr(exn)))
             return True
 
         if self.resampled:  # draws shards with replacement, independently per rank and worker
@@ -177,8 +184,9 @@ class ShardStream(IterableDataset):
                 produced, failures = produced + 1, 0
             except DECODE_ERRORS as exn:
                 counts["skipped"], failures = counts["skipped"] + 1, failures + 1
-                warnings.warn(f"skipping {self.role} sample {sample.get('__key__')!r} from shard "
-                              f"{sample.get('__url__')}: {type(exn).__name__}: {exn}", SkippedSampleWarning)
+                reason = f"{type(exn).__name__}: {exn}"
+                warnings.warn(SkippedSampleWarning(f"skipping {self.role} sample {sample.get('__key__')!r} from shard "
+                                                   f"{sample.get('__url__')}: {reason}", sample.get("__key__"), reason))
                 if failures >= MAX_CONSECUTIVE_SKIPS:
                     raise RuntimeError(f"{failures} consecutive undecodable samples in {self.role} shards "
                                        f"{self.urls[:3]}...; is this a dataset of mp4/txt/json samples?") from exn

@@ -12,7 +12,6 @@ onsets (``av_sync.py``).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import tarfile
 import warnings
@@ -20,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-import av
 import numpy as np
 
 from ltx_train.eval.av_sync import SYNC_TOLERANCE_FRAMES, detect_onsets, sync_errors_ms, sync_summary
 from ltx_train.eval.physics import angle_deg, combine_accelerations, fit_motion, track_objects
 from ltx_train.eval.prompts import parse_prompt
+from ltx_train.media import MediaError, Source, probe, read_audio, read_video
 
 ANGLE_TOLERANCE_DEG = 15.0   # DESIGN: fitted acceleration within 15 degrees of the prompt's gravity
 MIN_TRACKED_FRACTION = 0.5   # an object seen in fewer frames than this counts as a tracking failure
@@ -163,27 +162,15 @@ def evaluate_clips(clips: Iterable[EvalClip]) -> dict:
 
 
 # ----------------------------------------------------------------------------- reading clips
-def decode_mp4(data: bytes) -> tuple[np.ndarray, float, np.ndarray | None, int]:
-    """mp4 bytes -> (frames (T, H, W, 3) uint8, fps, audio (S,) float32 mono or None, sample_rate).
+def read_eval_clip(src: Source) -> tuple[np.ndarray, float, np.ndarray | None, int]:
+    """mp4 path or bytes -> (frames (T, H, W, 3) uint8, fps, audio (S,) float32 mono or None, sample_rate).
 
-    PyAV drops the AAC encoder's priming samples, so audio sample n is at n / sample_rate
-    seconds from the first frame, like in the source clip."""
-    with av.open(io.BytesIO(data)) as container:
-        vs = container.streams.video[0]
-        fps = float(vs.average_rate or vs.guessed_rate)
-        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(vs)])
-    audio, sample_rate = None, 0
-    with av.open(io.BytesIO(data)) as container:
-        if container.streams.audio:
-            st = container.streams.audio[0]
-            sample_rate = int(st.codec_context.sample_rate)
-            # same rate, mono, planar float: a pure mix-down, so no resampling delay is introduced
-            mix = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate)
-            chunks = [g.to_ndarray()[0] for f in container.decode(st) for g in mix.resample(f)]
-            chunks += [g.to_ndarray()[0] for g in mix.resample(None)]
-            if chunks:
-                audio = np.concatenate(chunks).astype(np.float32)
-    return frames, fps, audio, sample_rate
+    The audio is the video's span [0, T / fps) at the track's own rate (a mix-down, no resampling
+    delay), so its sample n is at n / sample_rate seconds, the clock of the frames' contacts."""
+    info = probe(src)
+    frames = read_video(src)
+    audio = read_audio(src, 0.0, len(frames) / info.fps, mono=True) if info.has_audio else None
+    return frames, info.fps, None if audio is None else audio[0], info.sample_rate
 
 
 def read_shard_samples(path: str | Path) -> Iterator[dict]:
@@ -229,8 +216,8 @@ def shard_clips(paths: Iterable[str | Path], limit: int | None = None) -> Iterat
             if ann is None:
                 continue
             try:
-                frames, fps, audio, sr = decode_mp4(s["mp4"])
-            except (av.error.FFmpegError, ValueError, IndexError) as e:
+                frames, fps, audio, sr = read_eval_clip(s["mp4"])
+            except MediaError as e:
                 warnings.warn(f"{s['__key__']}: undecodable video ({e}), skipped")
                 continue
             meta = {"source": str(path), "camera": ann.get("camera", {}).get("motion"),
@@ -246,7 +233,7 @@ def generated_clips(folder: str | Path, limit: int | None = None) -> Iterator[Ev
         if limit is not None and i >= limit:
             return
         caption = mp4.with_suffix(".txt").read_text(encoding="utf-8")
-        frames, fps, audio, sr = decode_mp4(mp4.read_bytes())
+        frames, fps, audio, sr = read_eval_clip(mp4)  # a broken file fails here, naming it
         yield EvalClip(mp4.stem, frames, audio, sr, fps, spec_from_prompt(caption), caption,
                        {"source": str(mp4)})
 

@@ -20,9 +20,13 @@ from pathlib import Path
 import torch
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from ltx_train.data.mp4 import write_mp4
+from ltx_train.media import write_mp4
 from ltx_train.eval.video_io import frame_grid, side_by_side, to_uint8_frames, write_png
 from ltx_train.models.vae import TileConfig, VideoVAE, crop_to_valid
+
+
+class NoClipsError(ValueError):
+    """``batches`` held no clip to score (the caller knows why: e.g. every sample was skipped)."""
 
 
 @torch.no_grad()
@@ -65,7 +69,7 @@ def evaluate_reconstruction(model: VideoVAE, batches: Iterable, out_dir: str | P
             per_clip.append(entry)
     model.train(was_training)
     if not per_clip:
-        raise ValueError("evaluate_reconstruction: no clips in batches")
+        raise NoClipsError("evaluate_reconstruction: no clips in batches")
     report = {
         "psnr": sum(c["psnr"] for c in per_clip) / len(per_clip),
         "ssim": sum(c["ssim"] for c in per_clip) / len(per_clip),

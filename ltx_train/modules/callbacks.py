@@ -14,7 +14,7 @@ from pathlib import Path
 import lightning as L
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from ltx_train.data.mp4 import write_mp4
+from ltx_train.media import write_mp4
 from ltx_train.eval.video_io import side_by_side
 from ltx_train.modules.media import log_table, log_videos
 
