@@ -19,6 +19,17 @@ from ltx_train.data.synth_world import (CAMERA_MOTIONS, GRAVITY_NAMES, PALETTE, 
                                         to_screen)
 from ltx_train.timing import clip_num_samples
 
+VAL_SEED_OFFSET = 1_000_000_000  # val seeds live far from train seeds, so the splits never overlap
+
+
+def split_seeds(seed: int, n_train: int, n_val: int) -> dict[str, list[int]]:
+    """Clip seeds per split: train = seed + i, val = seed + VAL_SEED_OFFSET + i (disjoint for n < 1e9).
+
+    Shared by the shard writer and the live DataModule, so both make the same clips of a seed.
+    """
+    return {"train": [seed + i for i in range(n_train)],
+            "val": [seed + VAL_SEED_OFFSET + i for i in range(n_val)]}
+
 
 @dataclass
 class SynthConfig:
