@@ -15,7 +15,6 @@ from __future__ import annotations
 import warnings
 
 import lightning as L
-import torch
 from torch.utils.data import DataLoader
 
 from ltx_train.audio.mel import MelConfig
