@@ -33,6 +33,7 @@ from omegaconf import DictConfig
 
 from ltx_train.config import ConfigError, to_dataclass, to_plain
 from ltx_train.hydra_utils import CONF_DIR, check_config, register_resolvers
+from ltx_train.media import MediaError, read_first_frame
 
 log = logging.getLogger("ltx_train.generate")
 register_resolvers()
@@ -42,22 +43,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def read_first_frame(path: str | Path, height: int, width: int) -> torch.Tensor:
-    """First frame of an image or video file -> (3, height, width) in [-1, 1] (resize + centre crop)."""
-    import av
-    import torch.nn.functional as F
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"image: no such file {path}")
-    with av.open(str(path)) as c:
-        frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
-    x = torch.from_numpy(frame).permute(2, 0, 1).float()[None] / 127.5 - 1.0
-    scale = max(height / x.shape[2], width / x.shape[3])
-    x = F.interpolate(x, scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)
-    top, left = (x.shape[2] - height) // 2, (x.shape[3] - width) // 2
-    return x[0, :, top:top + height, left:left + width].clamp(-1, 1)
 
 
 def slug(text: str, n: int = 40) -> str:
@@ -169,7 +154,12 @@ def generate(cfg: DictConfig) -> list[Path]:
         prompts, image = sources["caption"], sources["image"]
         log.info("image-to-video from %d held-out clips of %s", len(prompts), shards)
     else:
-        image = read_first_frame(cfg.image, cfg.height, cfg.width) if cfg.image else None
+        image = None
+        if cfg.image:
+            try:
+                image = read_first_frame(cfg.image, cfg.height, cfg.width)
+            except MediaError as e:
+                raise ConfigError(f"image: {e}") from e
     tile = to_dataclass(TileConfig, cfg.tile, "tile") if cfg.tile else None
     clips = pipe(prompts, seconds=cfg.seconds, fps=cfg.fps, height=cfg.height, width=cfg.width,
                  steps=cfg.steps, guidance_scale=cfg.guidance_scale, sampler=cfg.sampler, seed=cfg.seed,

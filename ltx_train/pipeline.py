@@ -235,7 +235,7 @@ class LTXVideoPipeline(LoraLoaderMixin):
 
     @staticmethod
     def save(clip: GeneratedClip, path: str | Path) -> Path:
-        from ltx_train.data.mp4 import write_mp4
+        from ltx_train.media import write_mp4
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_mp4(path, clip.frames, clip.fps, clip.audio, clip.sample_rate)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ltx_train.data.synth_palette import PALETTES
 from ltx_train.data.synth_world import Scene
 
 MAX_TIMED_CONTACTS = 4   # later bounces are summarised, long clips would otherwise ramble
@@ -99,6 +100,8 @@ def caption_layers(scene: Scene, contacts: list[dict]) -> dict[str, str]:
         action += f" The {_join(quiet)} never {'touches' if len(quiet) == 1 else 'touch'} a wall."
     environment = f"The back wall is covered in {scene.wall_tone} {scene.background}, " \
                   f"and every impact makes a sound over a quiet room hum."
+    if PALETTES[scene.palette].description:  # the default look adds nothing, so its captions are unchanged
+        environment += " " + PALETTES[scene.palette].description
     return {"subject": subject, "action": action, "environment": environment,
             "lighting": _light_sentence(scene, rng), "camera": str(rng.choice(CAMERA_WORDS[scene.camera]))}
 

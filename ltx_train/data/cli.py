@@ -2,6 +2,7 @@
 
     ltx-shards synth --out data/shards/synthetic --train 256 --val 32 --size 64 --frames 25 --fps 24 \\
         --seed 0 --shard-size 64 --workers 2
+    ltx-shards synth --out data/shards/sepia_pan --train 48 --val 8 --palette sepia --camera pan_left
     ltx-shards folder --src my_videos --out data/shards/mine --captions captions.csv --clip-seconds 4 \\
         --val-fraction 0.1
 """
@@ -14,6 +15,8 @@ import time
 from ltx_train.data.folder import convert_folder
 from ltx_train.data.shard_writer import write_synthetic_shards
 from ltx_train.data.synth import SynthConfig
+from ltx_train.data.synth_palette import PALETTES
+from ltx_train.data.synth_world import CAMERA_MOTIONS, GRAVITY_NAMES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--min-objects", type=int, default=1)
     s.add_argument("--max-objects", type=int, default=3)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--palette", choices=tuple(PALETTES), default="default", help="look of the world")
+    s.add_argument("--camera", choices=CAMERA_MOTIONS, help="force this camera motion in every clip")
+    s.add_argument("--gravity", choices=GRAVITY_NAMES, help="force this gravity direction in every clip")
     s.add_argument("--shard-size", type=int, default=64, help="samples per shard")
     s.add_argument("--workers", type=int, default=1)
     f = sub.add_parser("folder", help="convert a folder of captioned videos into shards")
@@ -51,7 +57,8 @@ def run(argv: list[str] | None = None) -> dict:
     if args.command == "synth":
         cfg = SynthConfig(width=args.width or args.size, height=args.height or args.size, num_frames=args.frames,
                           fps=args.fps, sample_rate=args.sample_rate, min_objects=args.min_objects,
-                          max_objects=args.max_objects)
+                          max_objects=args.max_objects, palette=args.palette, camera=args.camera,
+                          gravity=args.gravity)
         t0 = time.perf_counter()
         manifest = write_synthetic_shards(args.out, args.train, args.val, cfg, shard_size=args.shard_size,
                                           workers=args.workers, seed=args.seed)

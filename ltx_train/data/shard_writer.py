@@ -15,17 +15,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from ltx_train.data.synth import VAL_SEED_OFFSET, SynthConfig, render_clip, split_seeds  # noqa: F401 (re-export)
 from ltx_train.media import write_mp4
-from ltx_train.data.synth import SynthConfig, render_clip
 
-VAL_SEED_OFFSET = 1_000_000_000  # val seeds live far from train seeds, so the splits never overlap
 MANIFEST = "manifest.json"
-
-
-def split_seeds(seed: int, n_train: int, n_val: int) -> dict[str, list[int]]:
-    """Clip seeds per split: train = seed + i, val = seed + VAL_SEED_OFFSET + i (disjoint for n < 1e9)."""
-    return {"train": [seed + i for i in range(n_train)],
-            "val": [seed + VAL_SEED_OFFSET + i for i in range(n_val)]}
 
 
 def mp4_bytes(frames, fps: float, audio=None, sample_rate: int = 24000, crf: int = 18) -> bytes:

@@ -14,8 +14,21 @@ import numpy as np
 from ltx_train.data.captions import caption
 from ltx_train.data.synth_audio import render_audio
 from ltx_train.data.synth_render import render_frames
-from ltx_train.data.synth_world import PALETTE, Scene, evaluate, sample_scene, to_screen
+from ltx_train.data.synth_palette import PALETTES
+from ltx_train.data.synth_world import (CAMERA_MOTIONS, GRAVITY_NAMES, PALETTE, Scene, evaluate, sample_scene,
+                                        to_screen)
 from ltx_train.timing import clip_num_samples
+
+VAL_SEED_OFFSET = 1_000_000_000  # val seeds live far from train seeds, so the splits never overlap
+
+
+def split_seeds(seed: int, n_train: int, n_val: int) -> dict[str, list[int]]:
+    """Clip seeds per split: train = seed + i, val = seed + VAL_SEED_OFFSET + i (disjoint for n < 1e9).
+
+    Shared by the shard writer and the live DataModule, so both make the same clips of a seed.
+    """
+    return {"train": [seed + i for i in range(n_train)],
+            "val": [seed + VAL_SEED_OFFSET + i for i in range(n_val)]}
 
 
 @dataclass
@@ -29,8 +42,16 @@ class SynthConfig:
     max_objects: int = 3
     ambience_db: float = -45.0  # RMS of the room noise under the impacts, dBFS
     crf: int = 18               # H.264 quality when the clip is encoded
+    palette: str = "default"    # look of the world (synth_palette.PALETTES); never changes the motion
+    camera: str | None = None   # force one camera motion (CAMERA_MOTIONS) for every clip; None = sampled
+    gravity: str | None = None  # force one gravity direction (GRAVITY_NAMES); None = sampled
 
     def __post_init__(self):
+        for key, value, allowed in (("palette", self.palette, tuple(PALETTES)),
+                                    ("camera", self.camera, (None, *CAMERA_MOTIONS)),
+                                    ("gravity", self.gravity, (None, *GRAVITY_NAMES))):
+            if value not in allowed:
+                raise ValueError(f"SynthConfig.{key}={value!r}: expected one of {allowed}")
         if self.width % 2 or self.height % 2:
             raise ValueError(f"width and height must be even for yuv420p H.264, got {self.width}x{self.height}")
         if not 1 <= self.min_objects <= self.max_objects <= len(PALETTE):
@@ -74,7 +95,7 @@ def annotate(scene: Scene, cfg: SynthConfig, times: np.ndarray, pos: np.ndarray,
         "light": _r([scene.light[0] / scene.aspect, scene.light[1], scene.light[2]]),
         "camera": {"motion": scene.camera, "pan_speed": round(scene.pan_speed, 6),
                    "zoom_rate": round(scene.zoom_rate, 6)},
-        "background": f"{scene.wall_tone} {scene.background}",
+        "background": f"{scene.wall_tone} {scene.background}", "palette": scene.palette,
         "objects": [{"shape": o.shape, "material": o.material, "color": list(o.color), "color_name": o.color_name,
                      "radius": round(o.size, 6), "restitution": round(o.restitution, 6),
                      "depth": round(o.depth, 6)} for o in scene.objects],

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ltx_train.data.synth_world import WALL_TONES, Scene, camera_transform
+from ltx_train.data.synth_palette import PALETTES
+from ltx_train.data.synth_world import Scene, camera_transform
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,6 @@ LOOKS = {
 }
 SHADOW_DARKNESS = 0.45
 LAMP_RADIUS = 0.3    # world units; the penumbra grows with object depth / light height
-OUTSIDE_DIM = 0.45   # the region outside the world box is darker so the walls are visible
 
 
 def value_noise(grid: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -52,11 +52,13 @@ class Backdrop:
 
     def __init__(self, scene: Scene):
         rng = np.random.default_rng([scene.seed, 1])
+        palette = PALETTES[scene.palette]
         self.kind, self.aspect = scene.background, scene.aspect
-        self.tone = np.array(WALL_TONES[scene.wall_tone], np.float32)
+        self.tone = np.array(dict(palette.wall_tones)[scene.wall_tone], np.float32)
+        self.outside_dim = palette.outside_dim  # outside the world box is darker so the walls are visible
         self.tile = rng.uniform(0.08, 0.16)
         self.angle = rng.uniform(0, np.pi)
-        self.contrast = rng.uniform(0.08, 0.14)
+        self.contrast = rng.uniform(0.08, 0.14) * palette.contrast
         self.grid = rng.uniform(-1, 1, size=(16, 16)).astype(np.float32)
         self.noise_freq = rng.uniform(6, 12)
 
@@ -82,7 +84,7 @@ class Backdrop:
             pat = np.sin((u + v) / t + 3 * warp)
         shade = 1 + self.contrast * pat + 0.05 * value_noise(self.grid, u * self.noise_freq, v * self.noise_freq)
         inside = (u >= 0) & (u <= self.aspect) & (v >= 0) & (v <= 1)
-        shade = np.where(inside, shade, OUTSIDE_DIM * shade)
+        shade = np.where(inside, shade, self.outside_dim * shade)
         return np.clip(shade[..., None] * self.tone, 0, 1).astype(np.float32)
 
 
@@ -108,7 +110,7 @@ def _patch(cx: float, cy: float, extent: float, h: int, w: int):
     return (slice(y0, y1), slice(x0, x1)), dx, dy
 
 
-def _shaded_colour(obj, look: Look, nx, ny, nz, light_dir, grain) -> np.ndarray:
+def _shaded_colour(obj, look: Look, nx, ny, nz, light_dir, grain, tint: np.ndarray) -> np.ndarray:
     """Blinn-Phong: base colour * (ambient + diffuse * Lambert) plus a white highlight.
 
     A flat box face has one normal, so a full-strength highlight would wash the whole face out to
@@ -118,7 +120,7 @@ def _shaded_colour(obj, look: Look, nx, ny, nz, light_dir, grain) -> np.ndarray:
     half = light_dir + np.array([0.0, 0.0, 1.0])
     half = half / np.linalg.norm(half)
     spec = np.clip(nx * half[0] + ny * half[1] + nz * half[2], 0, None) ** look.shininess
-    base = np.array(obj.color, np.float32) / 255.0
+    base = np.array(obj.color, np.float32) / 255.0 * tint  # the light's colour (white by default)
     shade = (look.ambient + look.diffuse * lam) * (1 + grain)
     strength = look.specular * (1.0 if obj.shape == "ball" else 0.25)
     return shade[..., None] * base + (strength * spec)[..., None]
@@ -127,6 +129,7 @@ def _shaded_colour(obj, look: Look, nx, ny, nz, light_dir, grain) -> np.ndarray:
 def render_frames(scene: Scene, times: np.ndarray, pos: np.ndarray, width: int, height: int) -> np.ndarray:
     """times (T,), world positions pos (T, N, 2) -> frames (T, H, W, 3) uint8."""
     backdrop = Backdrop(scene)
+    tint = np.array(PALETTES[scene.palette].object_tint, np.float32)
     centre, zoom = camera_transform(scene, times)
     px_per_unit = height * zoom                      # (T,) pixels per world unit
     cols = np.arange(width, dtype=np.float64) + 0.5
@@ -172,7 +175,7 @@ def render_frames(scene: Scene, times: np.ndarray, pos: np.ndarray, width: int, 
                 norm = np.sqrt(bx * bx + by * by + 1)
                 nx, ny, nz = bx / norm, by / norm, 1 / norm
             grain = look.grain * value_noise(grains[i], dx / r * 3, dy / r * 3)
-            colour = _shaded_colour(obj, look, nx, ny, nz, ldir, grain)
+            colour = _shaded_colour(obj, look, nx, ny, nz, ldir, grain, tint)
             frame[idx] += cov[..., None] * (colour - frame[idx])
         out[f] = np.clip(frame * 255 + 0.5, 0, 255).astype(np.uint8)
     return out

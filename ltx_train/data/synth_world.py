@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ltx_train.data.synth_palette import NUM_TONE_SLOTS, PALETTES
+
 if TYPE_CHECKING:
     from ltx_train.data.synth import SynthConfig
 
@@ -48,10 +50,9 @@ GRAVITY_PROBS = (0.6, 0.1, 0.1, 0.1, 0.1)
 CAMERA_MOTIONS = ("static", "pan_left", "pan_right", "zoom_in", "zoom_out")
 CAMERA_PROBS = (0.4, 0.15, 0.15, 0.15, 0.15)
 BACKGROUNDS = ("checkered tiles", "stripes", "polka dots", "bricks", "marble")
-# Low-saturation wall tones: their chroma is < 10% of any palette colour's, so they never pass
-# for an object under a colour tracker.
-WALL_TONES = {"beige": (0.77, 0.74, 0.69), "grey": (0.7, 0.7, 0.7), "slate": (0.64, 0.66, 0.7),
-              "sand": (0.78, 0.75, 0.69), "sage": (0.68, 0.71, 0.67)}
+# Low-saturation wall tones of the default look: their chroma is < 10% of any object colour's, so
+# they never pass for an object under a colour tracker. Other looks: synth_palette.PALETTES.
+WALL_TONES = dict(PALETTES["default"].wall_tones)
 REST_SPEED = 0.08        # world units/s: slower rebounds against gravity come to rest
 MAX_EVENTS = 10_000
 
@@ -91,9 +92,10 @@ class Scene:
     pan_speed: float             # d(camera centre x)/dt, world units/s (negative = pan left)
     zoom_rate: float             # d(ln zoom)/dt, 1/s (positive = zoom in)
     background: str
-    wall_tone: str
+    wall_tone: str               # name of the palette's wall tone
     objects: list[Obj]
     trajectories: list[Trajectory]
+    palette: str = "default"     # key of synth_palette.PALETTES: how the scene is drawn
 
 
 def _first_hit(p: float, v: float, a: float, lo: float, hi: float) -> tuple[float, int]:
@@ -175,11 +177,22 @@ def to_screen(scene: Scene, times: np.ndarray, pos: np.ndarray, vel: np.ndarray)
     return screen, screen_vel
 
 
-def _sample_gravity(rng: np.random.Generator) -> tuple[np.ndarray, str]:
+def _tilt(rng: np.random.Generator) -> float:
+    """Degrees off "down" of a tilted gravity: 15-40, either side."""
+    return rng.choice([-1.0, 1.0]) * rng.uniform(15.0, 40.0)
+
+
+def _sample_gravity(rng: np.random.Generator, seed: int, forced: str | None = None) -> tuple[np.ndarray, str]:
+    """Draws the same numbers from ``rng`` whether or not ``forced`` overrides the name, so forcing
+    gravity leaves the rest of the scene's random choices where they were."""
     name = GRAVITY_NAMES[rng.choice(len(GRAVITY_NAMES), p=GRAVITY_PROBS)]
+    tilt = _tilt(rng) if name == "tilted" else None
+    if forced is not None and forced != name:
+        name = forced
+        tilt = _tilt(np.random.default_rng([seed, 5])) if forced == "tilted" else None
     angle = {"down": 90.0, "up": -90.0, "left": 180.0, "right": 0.0}.get(name)
-    if angle is None:  # tilted: 15-40 degrees off "down", either side
-        angle = 90.0 + rng.choice([-1.0, 1.0]) * rng.uniform(15.0, 40.0)
+    if angle is None:
+        angle = 90.0 + tilt
     mag = rng.uniform(3.0, 6.0)
     a = np.deg2rad(angle)
     g = mag * np.array([np.cos(a), np.sin(a)])
@@ -190,16 +203,17 @@ def sample_scene(seed: int, cfg: "SynthConfig") -> Scene:
     """Everything random about a clip, drawn in a fixed order from one generator seeded by ``seed``."""
     rng = np.random.default_rng(seed)
     aspect, duration = cfg.width / cfg.height, cfg.num_frames / cfg.fps
-    gravity, gravity_name = _sample_gravity(rng)
+    gravity, gravity_name = _sample_gravity(rng, seed, cfg.gravity)
     light = np.array([rng.uniform(0.1, 0.9) * aspect, rng.uniform(-0.2, 0.45), rng.uniform(1.3, 2.2)])
     camera = CAMERA_MOTIONS[rng.choice(len(CAMERA_MOTIONS), p=CAMERA_PROBS)]
+    camera = cfg.camera or camera  # a forced motion still draws, so the other choices stay put
     # total camera travel is bounded so long clips do not lose the box
     pan = rng.uniform(0.1, 0.25) / duration
     zoom = np.log(rng.uniform(1.2, 1.5)) / duration
     pan_speed = {"pan_left": -pan, "pan_right": pan}.get(camera, 0.0)
     zoom_rate = {"zoom_in": zoom, "zoom_out": -zoom}.get(camera, 0.0)
     background = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
-    wall_tone = list(WALL_TONES)[rng.integers(len(WALL_TONES))]
+    wall_tone, _ = PALETTES[cfg.palette].tone(int(rng.integers(NUM_TONE_SLOTS)))
     n = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
     colours = rng.choice(len(PALETTE), size=n, replace=False)
     depths = np.sort(rng.uniform(0.1, 0.25, size=n))  # object 0 is nearest the back wall, drawn first
@@ -221,4 +235,4 @@ def sample_scene(seed: int, cfg: "SynthConfig") -> Scene:
         objects.append(obj)
         trajectories.append(traj)
     return Scene(seed, aspect, duration, gravity, gravity_name, light, camera, float(pan_speed),
-                 float(zoom_rate), background, wall_tone, objects, trajectories)
+                 float(zoom_rate), background, wall_tone, objects, trajectories, cfg.palette)

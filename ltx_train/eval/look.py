@@ -1,0 +1,112 @@
+"""Statistics of a clip's look and camera motion from its frames alone (for style / motion adapters).
+
+- ``palette_score(frames, palette)``: where the clip's background colour lies on the line from the
+  default world's wall colour (0) to the palette's (1). The reference colours come from the palette
+  definitions (``ltx_train.data.synth_palette``), not from clips, so no reference set is needed.
+- ``camera_pan_score(frames)``: the background's mean horizontal shift, pixels per frame, from Fourier
+  correlation of consecutive frames with the objects masked out. Positive = the scene moves right on
+  screen, i.e. the camera pans *left* (``pan_left``); negative for ``pan_right``; ~0 for static and
+  zoom shots. On rendered 64x64 clips it is within ~0.1 px/frame (rms) of the annotated pan.
+
+Frames are (T, H, W, 3) uint8 (``ltx_train.eval.video_io.to_uint8_frames`` converts a model's video).
+NumPy only.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ltx_train.data.synth_palette import PALETTES
+
+
+def _check_frames(frames: np.ndarray, min_frames: int = 1) -> np.ndarray:
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < min_frames:
+        raise ValueError(f"frames must be (T >= {min_frames}, H, W, 3), got shape {frames.shape}")
+    return frames
+
+
+def background_colour(frames: np.ndarray) -> np.ndarray:
+    """(3,) RGB in [0, 1]: per-channel median over all pixels; objects cover too little area to move it."""
+    frames = _check_frames(frames)
+    scale = 255.0 if frames.dtype == np.uint8 else 1.0
+    return np.median(frames.reshape(-1, 3), axis=0).astype(np.float64) / scale
+
+
+def palette_score(frames: np.ndarray, palette: str) -> float:
+    """Projection of the clip's background colour onto default -> ``palette`` (0 = default look, 1 = palette)."""
+    if palette not in PALETTES:
+        raise ValueError(f"palette={palette!r}: expected one of {tuple(PALETTES)}")
+    if palette == "default":
+        raise ValueError("palette='default' has no direction from the default look; score another palette")
+    origin = PALETTES["default"].reference_colour
+    direction = PALETTES[palette].reference_colour - origin
+    return float(np.dot(background_colour(frames) - origin, direction) / np.dot(direction, direction))
+
+
+OBJECT_SATURATION = 0.55  # HSV saturation above which a pixel is an object: objects >= 0.79, walls <= 0.4
+
+
+def _grey(frame: np.ndarray) -> np.ndarray:
+    return frame.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
+def _objects(frame: np.ndarray) -> np.ndarray:
+    """(H, W) bool: saturated pixels (objects), grown by 2 px to cover their anti-aliased rims."""
+    x = frame.astype(np.float64)
+    top = x.max(-1)
+    mask = (top - x.min(-1)) > OBJECT_SATURATION * np.maximum(top, 1.0)
+    grown = mask.copy()
+    for _ in range(2):  # 4-neighbour dilation in NumPy (no scipy needed here)
+        g = grown.copy()
+        g[1:] |= grown[:-1]
+        g[:-1] |= grown[1:]
+        g[:, 1:] |= grown[:, :-1]
+        g[:, :-1] |= grown[:, 1:]
+        grown = g
+    return grown
+
+
+def _subpixel(c_minus: float, c0: float, c_plus: float) -> float:
+    """Peak offset in (-0.5, 0.5) of a parabola through three samples around a maximum."""
+    den = c_minus - 2.0 * c0 + c_plus
+    return 0.0 if den >= 0 else float(np.clip(0.5 * (c_minus - c_plus) / den, -0.5, 0.5))
+
+
+def frame_shift(a: np.ndarray, b: np.ndarray, max_shift: float = 0.05, whiten: float = 0.0) -> tuple[float, float]:
+    """(dx, dy) in pixels such that frame ``b`` is frame ``a`` moved by (dx, dy) (x right, y down).
+
+    Correlation in the Fourier domain of Hann-windowed grey frames whose saturated pixels (the
+    objects, which move on their own) are replaced by the wall's median, so the peak is the wall's
+    rigid shift. ``whiten`` is the exponent of the cross-power normalisation: 1 is classic phase
+    correlation, 0 plain cross-correlation; on rendered clips 0 measured best (it weighs the wall's
+    texture over the high frequencies where the objects' rims and shadows dominate). The peak is
+    searched within ``max_shift`` * (H, W) (at least 2 px): consecutive frames move little, and a
+    periodic wall (tiles, dots, bricks) has equally good peaks one period away. Sub-pixel by a
+    parabola through the peak.
+    """
+    h, w = a.shape[:2]
+    window = np.outer(np.hanning(h), np.hanning(w))
+    wall = ~(_objects(a) | _objects(b))
+
+    def spectrum(frame):
+        g = _grey(frame)
+        fill = np.median(g[wall]) if wall.any() else g.mean()
+        return np.fft.fft2((np.where(wall, g, fill) - fill) * window)
+
+    cross = spectrum(b) * np.conj(spectrum(a))
+    corr = np.fft.ifft2(cross / (np.abs(cross) ** whiten + 1e-9)).real
+    ry, rx = (max(2, int(np.ceil(max_shift * n))) for n in (h, w))
+    near = np.full_like(corr, -np.inf)
+    ys, xs = np.r_[0:ry + 1, h - ry:h], np.r_[0:rx + 1, w - rx:w]  # |shift| <= r, wrapped indices
+    near[np.ix_(ys, xs)] = corr[np.ix_(ys, xs)]
+    py, px = np.unravel_index(int(np.argmax(near)), corr.shape)
+    dx = px + _subpixel(corr[py, (px - 1) % w], corr[py, px], corr[py, (px + 1) % w])
+    dy = py + _subpixel(corr[(py - 1) % h, px], corr[py, px], corr[(py + 1) % h, px])
+    wrap = lambda d, n: d - n if d > n / 2 else d  # noqa: E731  (peaks past the middle are negative shifts)
+    return wrap(dx, w), wrap(dy, h)
+
+
+def camera_pan_score(frames: np.ndarray) -> float:
+    """Mean horizontal background shift between consecutive frames, pixels per frame (+ = moves right)."""
+    frames = _check_frames(frames, min_frames=2)
+    return float(np.mean([frame_shift(frames[i], frames[i + 1])[0] for i in range(len(frames) - 1)]))
