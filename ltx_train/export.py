@@ -45,6 +45,8 @@ def export(cfg: DictConfig) -> Path:
     if cfg.dtype not in DTYPES:
         raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}")
     pipe = pipeline_from_checkpoints(cfg.checkpoint, cfg.vocoder_checkpoint, use_ema=cfg.use_ema)
+    if cfg.packaged_text_encoder:  # trained against a copy of the packaged MiniLM: refer to the package
+        pipe.text_encoder.source_path = None
     out = pipe.save_pretrained(cfg.out, dtype=DTYPES[cfg.dtype], copy_text_encoder=cfg.copy_text_encoder)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"[ltx-export] {out}: {size / 2**20:.1f} MiB "

@@ -172,3 +172,23 @@ def test_hydra_config_selects_the_live_module_and_bad_options_are_named():
     for key, bad in (("palette", "sepai"), ("camera", "spin"), ("gravity", "sideways")):
         with pytest.raises(ValueError, match=f"{key}="):
             LiveSyntheticDataModule(**{key: bad})
+
+
+def test_render_cache_returns_the_rendered_samples_exactly(tmp_path):
+    from ltx_train.data.live import LiveSyntheticDataModule
+    kw = dict(num_train=4, num_val=0, height=32, width=32, num_frames=9, batch_size=2, shuffle=False)
+    plain = next(iter(LiveSyntheticDataModule(**kw).train_dataloader()))
+    cached_dm = LiveSyntheticDataModule(**kw, cache_dir=str(tmp_path))
+    first = next(iter(cached_dm.train_dataloader()))
+    files = list(tmp_path.rglob("*.npz"))
+    assert len(files) == 2, "one file per rendered clip"
+    again = next(iter(LiveSyntheticDataModule(**kw, cache_dir=str(tmp_path)).train_dataloader()))
+    for batch in (first, again):
+        for k, v in plain.items():
+            if isinstance(v, torch.Tensor):
+                assert torch.equal(v, batch[k]), k
+            elif k != "__stream__":
+                assert v == batch[k], k
+    other = LiveSyntheticDataModule(**{**kw, "palette": "sepia"}, cache_dir=str(tmp_path))
+    next(iter(other.train_dataloader()))
+    assert len({f.parent for f in tmp_path.rglob("*.npz")}) == 2, "another setting, another cache folder"

@@ -51,13 +51,14 @@ class LiveSyntheticDataModule(L.LightningDataModule):
                  persistent_workers: bool = False, pin_memory: bool = False, shuffle: bool = True,
                  epoch_size: int | None = None, val_max_samples: int | None = None, min_objects: int = 1,
                  max_objects: int = 3, palette: str = "default", camera: str | None = None,
-                 gravity: str | None = None, ambience_db: float = -45.0):
+                 gravity: str | None = None, ambience_db: float = -45.0, cache_dir: str | None = None):
         """num_train: train clips (seeds ``seed + i``), repeated every epoch; None = infinite (new clips
         every epoch; needs ``epoch_size``). num_val: val clips (seeds ``seed + 1e9 + i``).
         epoch_size: train clips per epoch on each rank; default ``num_train // world_size``.
         val_max_samples: cap on val clips per rank. win_length: STFT window; None = min(n_fft, 4 * hop).
         palette / camera / gravity: generator options (``SynthConfig``): the look, a forced camera
-        motion and a forced gravity direction.
+        motion and a forced gravity direction. cache_dir: keep rendered clips there (``RenderCache``), so
+        later epochs of a finite set read instead of render.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -98,7 +99,7 @@ class LiveSyntheticDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         rank, world = self._rank_world()
         common = dict(synth=self.synth, mel=self.mel, seed=self.seed, max_objects=self.max_objects, rank=rank,
-                      world_size=world, num_workers=self.num_workers)
+                      world_size=world, num_workers=self.num_workers, cache_dir=self.hparams.cache_dir)
         if stage in (None, "fit") and "train" not in self.streams:
             if self.num_train is not None:
                 _check(self.num_train // world >= self.batch_size, f"num_train={self.num_train} over {world} "

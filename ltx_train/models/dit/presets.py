@@ -3,6 +3,7 @@
 | name   | depth x width (heads) | video ch | params  | use |
 |--------|-----------------------|----------|---------|-----|
 | tiny   | 2 x 128 (4)           | 16       | 0.65 M  | CPU tests, smoke runs with the tiny VAE |
+| mini   | 8 x 256 (4)           | 16       | 6.4 M   | the shipped reference base; CPU LoRA finetuning |
 | small  | 16 x 1024 (16)        | 128      | 214 M   | single-GPU research runs |
 | 1b     | 20 x 2048 (16)        | 128      | 1.06 B  | the MFU benchmark size (head dim 128) |
 | ltx2b  | 28 x 2048 (32)        | 128      | 1.46 B  | LTX-Video v0.9 trunk (28 x 2048, 32 x 64 heads) |
@@ -29,6 +30,9 @@ from ltx_train.models.dit.dit import JointDiTConfig
 PRESETS: dict[str, JointDiTConfig] = {
     # tiny VAE: 16 channels, 4x temporal compression (DESIGN.md)
     "tiny": JointDiTConfig(video_channels=16, audio_channels=8, width=128, depth=2, heads=4, temporal_compression=4),
+    # the shipped reference base (assets/pretrained/): the smallest that draws the synthetic world, and
+    # small enough to finetune with LoRA on a laptop CPU
+    "mini": JointDiTConfig(video_channels=16, audio_channels=8, width=256, depth=8, heads=4, temporal_compression=4),
     "small": JointDiTConfig(video_channels=128, audio_channels=8, width=1024, depth=16, heads=16),
     "1b": JointDiTConfig(video_channels=128, audio_channels=8, width=2048, depth=20, heads=16),
     "ltx2b": JointDiTConfig(video_channels=128, audio_channels=8, width=2048, depth=28, heads=32),

@@ -33,6 +33,9 @@ class FrozenTextEncoder(nn.Module):
     def __init__(self, path: str | None = None, max_length: int = 64, cache_size: int = 0):
         super().__init__()
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a per-load "Loading weights" bar says nothing a user can act on
 
         self.source_path = path          # None: the packaged MiniLM (portable: not an absolute path)
         self.path = path or default_encoder_path()
@@ -40,7 +43,8 @@ class FrozenTextEncoder(nn.Module):
         self.cache_size = cache_size
         self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(self.path, local_files_only=True)
+        # float32 whatever the file holds (a carried fp16 copy gives the same states up to rounding)
+        self.model = AutoModel.from_pretrained(self.path, local_files_only=True).float()
         self.model.requires_grad_(False)
         self.model.eval()
 
