@@ -4,7 +4,9 @@
 a sliding window of the last ``bad_window`` samples read (a shard that cannot be read counts as one)
 and raises ``TooManyBadSamples``, naming the worst shards, once more than ``max_bad_fraction`` of the
 window is bad and the window holds at least ``bad_min_samples`` (so one bad sample among the first
-few does not stop a run). Each worker judges its own window: workers read different shards.
+few does not stop a run). Each worker judges its own window (workers read different shards), and
+the window starts empty each epoch. ``max_bad_fraction=1`` never stops (the stream still fails after
+``MAX_CONSECUTIVE_SKIPS`` undecodable samples in a row).
 
 Warnings never understate: the first ``WARN_FIRST`` skips of each kind are warned one by one, then
 every ``WARN_EVERY``-th with the running count of that kind. What batches carry (``take()``) are the
@@ -36,7 +38,7 @@ class TooManyBadSamples(RuntimeError):
 
 def classify(exn: BaseException) -> str:
     """The kind (one of ``KINDS``) of a decode error: by its type, else by where in decode.py it was raised."""
-    if isinstance(exn, json.JSONDecodeError):  # before UnicodeDecodeError's ValueError cousins
+    if isinstance(exn, json.JSONDecodeError):  # decode_sample parses the caption and JSON itself
         return "bad_json"
     if isinstance(exn, UnicodeDecodeError):
         return "bad_text"
