@@ -7,6 +7,7 @@ a missing required key or a value of the wrong type, naming the full key path.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from collections.abc import Mapping
@@ -28,14 +29,31 @@ def to_plain(value: Any) -> Any:
     return value
 
 
+def _one_of(value: Any, choices) -> bool:
+    return any(value == c and type(value) is type(c) for c in choices)  # True is not 1 here
+
+
+def _not_one_of(value: Any, choices, path: str) -> ConfigError:
+    return ConfigError(f"{path}: expected one of {', '.join(map(repr, choices))}, got {type(value).__name__} {value!r}")
+
+
 def _check(value: Any, tp: Any, path: str) -> Any:
     """Return ``value`` coerced to ``tp`` where that is lossless (int -> float, list -> tuple)."""
     origin = typing.get_origin(tp)
     if tp is Any:
         return value
+    if origin is typing.Literal:  # e.g. the Trainer's precision
+        if not _one_of(value, typing.get_args(tp)):
+            raise _not_one_of(value, typing.get_args(tp), path)
+        return value
     if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        literals = [v for a in args if typing.get_origin(a) is typing.Literal for v in typing.get_args(a)]
+        if _one_of(value, literals):
+            return value
+        others = [a for a in args if typing.get_origin(a) is not typing.Literal]
         errors = []
-        for arg in typing.get_args(tp):
+        for arg in others:
             if arg is type(None):
                 if value is None:
                     return None
@@ -44,6 +62,8 @@ def _check(value: Any, tp: Any, path: str) -> Any:
                 return _check(value, arg, path)
             except ConfigError as e:
                 errors.append(str(e))
+        if literals and not errors:  # only literals (and None) were allowed
+            raise _not_one_of(value, literals, path)
         raise ConfigError(errors[0] if errors else f"{path}: expected {tp}, got {value!r}")
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
@@ -104,3 +124,36 @@ def to_dataclass(cls: type[T], value: Any, path: str = "config") -> T:
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{path}.{name}: missing required key for {cls.__name__}")
     return cls(**kwargs)
+
+
+def check_arguments(target: Any, values: Mapping, path: str) -> None:
+    """Fail, naming ``path.<arg>``, if ``values`` do not fit the signature of ``target`` (a class or function).
+
+    Each value is checked against its parameter's annotation with ``_check`` (the rules of dataclass
+    fields: a number for ``float``, an integer for ``int``, ...); an argument the signature does not take
+    is an unknown key unless it has ``**kwargs``. Annotations that are not simple types pass unchecked.
+    """
+    func = inspect.unwrap(target.__init__ if isinstance(target, type) else target)  # decorated __init__s
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):  # builtins and C extensions may have no signature: nothing to check
+        return
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception:  # an annotation that does not evaluate here (e.g. a TYPE_CHECKING import): skip all
+        hints = {}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    name_of = getattr(target, "__qualname__", repr(target))
+    for name, value in values.items():
+        if name.startswith("_") and name.endswith("_"):  # _target_, _partial_, _recursive_, ...
+            continue
+        param = params.get(name)
+        if param is None or param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            if takes_any:
+                continue
+            valid = [n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+            raise ConfigError(f"{path}.{name}: unknown key for {name_of} (valid keys: {', '.join(valid)})")
+        if isinstance(value, Mapping) and "_target_" in value:
+            continue  # Hydra builds it first; its own arguments are checked by the caller
+        if name in hints:
+            _check(value, hints[name], f"{path}.{name}")

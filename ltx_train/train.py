@@ -14,7 +14,8 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from ltx_train.hydra_utils import CONF_DIR, build, build_all, check_config, register_resolvers
+from ltx_train.data.bad_metrics import BadSampleMetrics
+from ltx_train.hydra_utils import CONF_DIR, build, build_all, check_config, check_targets, register_resolvers
 
 log = logging.getLogger("ltx_train.train")
 register_resolvers()
@@ -23,11 +24,15 @@ register_resolvers()
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit ``cfg.model`` on ``cfg.data``; returns the final logged metrics as floats."""
     check_config(cfg, required=("model", "data", "trainer"))
+    # Every constructor argument against its annotation first: a bad value fails before anything is built.
+    check_targets(cfg, ("data", "model", "trainer", "callbacks", "logger"))
     L.seed_everything(cfg.seed, workers=True)
     # Build everything before fitting so a bad config fails in seconds, not after an epoch.
     datamodule = build(cfg, "data")
     module = build(cfg, "model")
     callbacks = build_all(cfg, "callbacks")
+    if hasattr(datamodule, "skipped_by_kind"):  # data/skipped_<kind> metrics, whatever the callbacks group
+        callbacks.append(BadSampleMetrics())
     loggers = build_all(cfg, "logger")
     trainer: L.Trainer = build(cfg, "trainer", callbacks=callbacks, logger=loggers or False)
     for lg in loggers:

@@ -18,6 +18,13 @@ A LightningModule logs it as ``self.log("data/skipped", batch["skipped"].float()
 sync_dist=...)``; ``datamodule.skipped`` holds the same totals. (Read from a plain DataLoader, without
 Lightning, ``batch["skipped"]`` is the count of the worker that made the batch.)
 
+Bad data (``ltx_train.data.badsamples``). Every skip has a kind (``bad_video``, ``missing_caption``,
+``bad_json``, ``too_short``, ``unreadable_shard``, ...); ``skipped_by_kind`` holds the per-kind totals of
+consumed batches (``BadSampleMetrics`` logs them as ``data/skipped_<kind>``) and ``teardown`` logs a
+summary naming the worst shards. A reader stops the run (``TooManyBadSamples``) when more than
+``max_bad_fraction`` of its last ``bad_window`` samples were bad, once it has read ``bad_min_samples``.
+``setup`` checks every local shard (header and end-of-archive marker) and names the damaged ones.
+
 Resume. ``state_dict()`` stores the seed and, per worker, the position (batches, raw samples, skipped)
 of the last train batch the trainer *consumed* (prefetched batches are not counted). After
 ``load_state_dict()`` the train epoch that Lightning resumes continues exactly where it stopped.
@@ -29,17 +36,20 @@ of the last train batch the trainer *consumed* (prefetched batches are not count
 """
 from __future__ import annotations
 
+import logging
 import warnings
 
 import lightning as L
 import torch
 
 from ltx_train.audio.mel import MelConfig
+from ltx_train.data.badsamples import SkipTally, screen_shards
 from ltx_train.data.decode import ClipConfig
 from ltx_train.data.shardlist import count_samples, resolve_shards
 from ltx_train.data.stream import EpochLoader, ShardStream, StreamPosition
 
 _ROLES = ("train", "val")
+log = logging.getLogger("ltx_train.data")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -55,7 +65,8 @@ class VideoDataModule(L.LightningDataModule):
                  num_workers: int = 0, shuffle_buffer: int = 64, seed: int = 0, resampled: bool = True,
                  epoch_size: int | None = None, max_objects: int = 3, val_max_samples: int | None = None,
                  train_split: str = "train", val_split: str = "val", decode_threads: int | None = None,
-                 pin_memory: bool = False):
+                 pin_memory: bool = False, max_bad_fraction: float = 0.1, bad_window: int = 200,
+                 bad_min_samples: int = 50):
         """Shard specs: brace pattern, glob, dataset directory (+ ``*_split``), URL, or a list of them.
 
         epoch_size: train samples per epoch on each rank (resampled mode); None = the number of
@@ -63,6 +74,8 @@ class VideoDataModule(L.LightningDataModule):
         win_length: STFT window of the log-mel; None = min(n_fft, 4 * hop_length).
         decode_threads: decord threads per video reader, 0 = decord's choice; None = 0 when
         num_workers == 0, else 1 (see experiments/data_decode_speed.md).
+        max_bad_fraction, bad_window, bad_min_samples: stop when more than this fraction of a reader's last
+        ``bad_window`` samples (counted once it has read ``bad_min_samples``), or of the shards, is bad.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -81,6 +94,10 @@ class VideoDataModule(L.LightningDataModule):
             _check(value is None or value >= 1, f"{name} must be None or >= 1, got {value!r}")
         _check(epoch_size is None or epoch_size >= batch_size,
                f"epoch_size={epoch_size} is smaller than one batch of {batch_size}")
+        _check(isinstance(max_bad_fraction, (int, float)) and 0 <= max_bad_fraction <= 1,
+               f"max_bad_fraction must be in [0, 1], got {max_bad_fraction!r}")
+        _check(bad_window >= 1 and bad_min_samples >= 1, "bad_window and bad_min_samples must be >= 1")
+        self.bad_limits = dict(max_bad_fraction=float(max_bad_fraction), window=bad_window, min_samples=bad_min_samples)
         win_length = win_length or min(n_fft, 4 * hop_length)
         _check(win_length <= n_fft, f"win_length={win_length} exceeds n_fft={n_fft}")
         # Resolve now, so a pattern that matches nothing fails when the config is built, not mid-fit.
@@ -96,6 +113,8 @@ class VideoDataModule(L.LightningDataModule):
         self.streams: dict[str, ShardStream] = {}
         self.positions = {role: StreamPosition() for role in _ROLES}
         self._pending: dict | None = None  # train resume state loaded before the stream exists
+        self.bad = {role: SkipTally() for role in _ROLES}
+        self._screened: set[str] = set()
 
     # ---- streams and loaders ----
     def _rank_world(self) -> tuple[int, int]:
@@ -115,10 +134,19 @@ class VideoDataModule(L.LightningDataModule):
                                         f"of {self.batch_size}; set epoch_size")
         return size // self.batch_size
 
+    def _screen(self, role: str) -> None:
+        """Name damaged shards once, before the stream (or the sample count) reads them."""
+        if self.urls[role] is not None and role not in self._screened:
+            self.urls[role] = screen_shards(self.urls[role], role, self.bad_limits["max_bad_fraction"])
+            self._screened.add(role)
+
     def setup(self, stage: str | None = None) -> None:
         rank, world = self._rank_world()
         common = dict(clip=self.clip, mel=self.mel, seed=self.seed, rank=rank, world_size=world,
-                      num_workers=self.num_workers)
+                      num_workers=self.num_workers, bad_limits=self.bad_limits)
+        for role, stages in (("train", (None, "fit")), ("val", (None, "fit", "validate"))):
+            if stage in stages and role not in self.streams:
+                self._screen(role)
         if self.urls["train"] is not None and stage in (None, "fit") and "train" not in self.streams:
             self.streams["train"] = ShardStream(
                 self.urls["train"], batch_size=self.batch_size, role="train", train=True,
@@ -168,7 +196,19 @@ class VideoDataModule(L.LightningDataModule):
             pos = self.positions[info["role"]]
             pos.update(info)
             batch["skipped"] = torch.tensor(pos.skipped, dtype=torch.int64)
+            self.bad[info["role"]].update(info.get("bad", {}))
         return batch
+
+    @property
+    def skipped_by_kind(self) -> dict[str, dict[str, int]]:
+        """Samples skipped so far on this rank per role and kind (``badsamples.KINDS``), of consumed batches."""
+        return {role: dict(tally.kinds) for role, tally in self.bad.items()}
+
+    def teardown(self, stage: str) -> None:
+        """The summary line of the run's bad data (per kind, worst shards), at the end of fit / validate."""
+        for role, tally in self.bad.items():
+            if tally.kinds or (role == "train" and stage == "fit"):
+                (log.warning if tally.kinds else log.info)("%s", tally.summary(role))
 
     @property
     def skipped(self) -> dict[str, int]:
@@ -178,7 +218,8 @@ class VideoDataModule(L.LightningDataModule):
     def state_dict(self) -> dict:
         train = self.positions["train"]
         return {"seed": self.seed, "num_workers": self.num_workers, "train": train.state_dict(),
-                "val": self.positions["val"].state_dict(), "samples_seen": train.batches * self.batch_size}
+                "val": self.positions["val"].state_dict(), "samples_seen": train.batches * self.batch_size,
+                "bad": {role: tally.state_dict() for role, tally in self.bad.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         if state["seed"] != self.seed:
@@ -189,6 +230,7 @@ class VideoDataModule(L.LightningDataModule):
                 stream.seed = self.seed
         for role in _ROLES:
             self.positions[role].load_state_dict(state[role])
+            self.bad[role].load_state_dict(state.get("bad", {}).get(role, {}))  # older checkpoints have none
         train = self.positions["train"]
         if train.epoch is None:
             return

@@ -8,6 +8,8 @@ A spec is any of
 - a remote URL or ``pipe:`` command WebDataset can open (brace-expanded, not checked),
 - a list of the above.
 A spec that resolves to nothing raises ``FileNotFoundError`` naming the spec, at construction time.
+``check_shard`` says, reading two blocks, why a local shard cannot be read in full (missing, not a
+tar, truncated); counting samples without a manifest names a shard it cannot read.
 """
 from __future__ import annotations
 
@@ -85,6 +87,53 @@ def resolve_shards(spec: str | list[str], split: str) -> list[str]:
     return urls
 
 
+_COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ")  # gzip, bzip2, xz: only a full read can check these
+
+
+def check_shard(url: str) -> str | None:
+    """Why the local shard ``url`` cannot be read in full, or None if it looks whole.
+
+    Cheap enough for every shard at setup: the first 512-byte header must be a tar header (its checksum),
+    and a whole tar is a number of 512-byte blocks ending in the zero blocks of the end-of-archive marker.
+    """
+    path = Path(url.removeprefix("file://"))
+    if not path.is_file():
+        return "missing file" if not path.exists() else "not a regular file"
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(tarfile.BLOCKSIZE)
+        if any(head.startswith(m) for m in _COMPRESSED):
+            return None
+        if size == 0:
+            return "empty file (not a tar)"
+        if head.strip(b"\0"):  # an all-zero first block is an empty archive, nothing to check
+            try:
+                tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
+            except tarfile.HeaderError as e:
+                return f"not a tar file (first block: {e})"
+        if size % tarfile.BLOCKSIZE:
+            return f"truncated tar ({size} bytes is not a whole number of 512-byte blocks)"
+        f.seek(max(size - 2 * tarfile.BLOCKSIZE, 0))
+        if f.read().strip(b"\0"):
+            return "truncated tar (no end-of-archive marker)"
+    return None
+
+
+def _count_tar(url: str) -> int:
+    """Samples (distinct keys) in a local tar from its headers; a damaged tar counts up to the damage."""
+    keys: set = set()
+    try:
+        with tarfile.open(url) as tar:  # headers only: the reader seeks over member data
+            for member in tar:
+                keys.add(base_plus_ext(member.name)[0])
+    except (tarfile.TarError, OSError, EOFError) as e:
+        with open(url, "rb") as f:
+            empty_archive = not f.read(tarfile.BLOCKSIZE).strip(b"\0")  # tarfile refuses it; it holds 0
+        if not keys and not empty_archive:
+            raise ValueError(f"shard {url} is not a readable tar file: {e}") from e
+    return len(keys - {None})
+
+
 def _manifest_counts(directory: Path) -> dict[str, int]:
     """{resolved shard path: sample count} for every split listed in ``directory/manifest.json``."""
     try:
@@ -107,7 +156,6 @@ def count_samples(urls: list[str]) -> int | None:
     for u in urls:
         r = str(Path(u).resolve())
         if r not in known:
-            with tarfile.open(u) as tar:  # headers only: the reader seeks over member data
-                known[r] = len({base_plus_ext(n)[0] for n in tar.getnames()} - {None})
+            known[r] = _count_tar(u)
         total += known[r]
     return total

@@ -12,7 +12,10 @@ Batches are assembled inside the worker (the DataLoader runs with ``batch_size=N
 comes from one worker and carries that worker's position::
 
     batch["skipped"]    = int64 () samples this worker skipped so far in this epoch's stream
-    batch["__stream__"] = {"role", "epoch", "worker", "batches", "raw", "skipped"}
+    batch["__stream__"] = {"role", "epoch", "worker", "batches", "raw", "skipped", "bad"}
+
+``bad`` holds this worker's bad-sample counts per kind and per shard since its previous batch, and the
+worker stops the run when too much of what it reads is bad (``ltx_train.data.badsamples``).
 
 ``raw`` counts samples pulled after the shuffle buffer, decodable or not. Resuming rebuilds the same
 (seed, epoch) stream and discards ``raw`` samples *before* decoding (tar bytes are read, nothing is
@@ -32,20 +35,11 @@ from torch.utils.data import DataLoader, IterableDataset, default_collate, get_w
 from webdataset.utils import make_seed
 
 from ltx_train.audio.mel import LogMel, MelConfig
+from ltx_train.data.badsamples import BadSamples, classify
+from ltx_train.data.badsamples import SkippedSampleWarning  # noqa: F401  (re-exported: callers import it from here)
 from ltx_train.data.decode import DECODE_ERRORS, ClipConfig, decode_sample
 
 MAX_CONSECUTIVE_SKIPS = 1000  # a stream that decodes nothing should fail, not spin forever
-
-
-class SkippedSampleWarning(UserWarning):
-    """A sample (or shard) was skipped because it could not be read or decoded.
-
-    ``key`` is the sample's key (None for a shard) and ``reason`` the error, so a caller can say why
-    nothing was decoded (``ltx_train.data.skips``)."""
-
-    def __init__(self, message: str, key: str | None = None, reason: str = ""):
-        super().__init__(message)
-        self.key, self.reason = key, reason or message
 
 
 @contextmanager
@@ -76,18 +70,20 @@ class ShardStream(IterableDataset):
 
     batches_per_epoch: batches per epoch on this rank (resampled mode), None = one pass over the shards.
     max_samples: cap on samples per pass on this rank (validation), None = all.
+    bad_limits: ``BadSamples`` keywords (max_bad_fraction, window, min_samples) of each worker's bad-data stop.
     """
 
     def __init__(self, urls: list[str], clip: ClipConfig, mel: MelConfig, batch_size: int, *, role: str,
                  train: bool, seed: int, resampled: bool = False, shuffle_buffer: int = 0,
                  batches_per_epoch: int | None = None, max_samples: int | None = None,
-                 rank: int = 0, world_size: int = 1, num_workers: int = 0):
+                 rank: int = 0, world_size: int = 1, num_workers: int = 0, bad_limits: dict | None = None):
         if resampled and batches_per_epoch is None:
             raise ValueError("a resampled (infinite) stream needs batches_per_epoch")
         self.urls, self.clip, self.mel, self.batch_size = list(urls), clip, mel, batch_size
         self.role, self.train, self.seed, self.resampled = role, train, seed, resampled
         self.shuffle_buffer, self.batches_per_epoch, self.max_samples = shuffle_buffer, batches_per_epoch, max_samples
         self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
+        self.bad_limits = dict(bad_limits or {})
         self.epoch, self._next_epoch = 0, 0
         self._resume: dict | None = None   # {"epoch", "workers"} waiting for its epoch to start
         self._start: dict[int, dict] = {}  # per-worker start position of the current epoch
@@ -143,7 +139,9 @@ class ShardStream(IterableDataset):
         def on_error(exn: Exception) -> bool:  # unreadable shard / tar member: warn, count, go on
             if not counts["replaying"]:
                 counts["skipped"] += 1
-                warnings.warn(SkippedSampleWarning(f"skipping unreadable {self.role} data: {exn!r}", reason=repr(exn)))
+                # webdataset appends the shard's URL to the exception's args
+                url = next((a for a in reversed(exn.args) if isinstance(a, str) and a in self.urls), None)
+                counts["bad"].bad("unreadable_shard", url, f"unreadable {self.role} shard {url or '?'}", repr(exn))
             return True
 
         if self.resampled:  # draws shards with replacement, independently per rank and worker
@@ -160,7 +158,7 @@ class ShardStream(IterableDataset):
         return iter(wds.DataPipeline(*stages))
 
     def _batches(self, worker: int, num_workers: int, pos: dict):
-        counts = {"skipped": pos["skipped"], "replaying": True}
+        counts = {"skipped": pos["skipped"], "replaying": True, "bad": BadSamples(self.role, **self.bad_limits)}
         raw = self._raw_samples(worker, num_workers, counts)
         for _ in range(pos["raw"]):  # resume: replay without decoding
             if next(raw, None) is None:
@@ -174,7 +172,7 @@ class ShardStream(IterableDataset):
             sample = None if limit is not None and produced >= limit else next(raw, None)
             if sample is None:  # end of this worker's shards (or of its val_max_samples share)
                 if buf and not self.train:
-                    yield self._batch(buf, worker, n_batches + 1, n_raw, counts["skipped"])
+                    yield self._batch(buf, worker, n_batches + 1, n_raw, counts["skipped"], counts["bad"].take())
                 return
             n_raw += 1
             rng = np.random.default_rng([base, n_raw]) if self.train else None
@@ -182,25 +180,27 @@ class ShardStream(IterableDataset):
                 with _one_thread(get_worker_info() is None):
                     buf.append(decode_sample(sample, self.clip, mel, rng))
                 produced, failures = produced + 1, 0
+                counts["bad"].good(sample.get("__url__"))
             except DECODE_ERRORS as exn:
                 counts["skipped"], failures = counts["skipped"] + 1, failures + 1
-                reason = f"{type(exn).__name__}: {exn}"
-                warnings.warn(SkippedSampleWarning(f"skipping {self.role} sample {sample.get('__key__')!r} from shard "
-                                                   f"{sample.get('__url__')}: {reason}", sample.get("__key__"), reason))
+                url = sample.get("__url__")  # bad() warns, counts, and raises TooManyBadSamples past the limit
+                counts["bad"].bad(classify(exn), url, f"{self.role} sample {sample.get('__key__')!r} from shard {url}",
+                                  f"{type(exn).__name__}: {exn}", key=sample.get("__key__"))
                 if failures >= MAX_CONSECUTIVE_SKIPS:
                     raise RuntimeError(f"{failures} consecutive undecodable samples in {self.role} shards "
                                        f"{self.urls[:3]}...; is this a dataset of mp4/txt/json samples?") from exn
                 continue
             if len(buf) == self.batch_size:
                 n_batches += 1
-                yield self._batch(buf, worker, n_batches, n_raw, counts["skipped"])
+                yield self._batch(buf, worker, n_batches, n_raw, counts["skipped"], counts["bad"].take())
                 buf = []
 
-    def _batch(self, samples: list[dict], worker: int, batches: int, raw: int, skipped: int) -> dict:
+    def _batch(self, samples: list[dict], worker: int, batches: int, raw: int, skipped: int,
+               bad: dict | None = None) -> dict:
         batch = default_collate(samples)  # in a worker it stacks straight into shared memory: one copy less
         batch["skipped"] = torch.tensor(skipped, dtype=torch.int64)
         batch["__stream__"] = {"role": self.role, "epoch": self.epoch, "worker": worker,
-                               "batches": batches, "raw": raw, "skipped": skipped}
+                               "batches": batches, "raw": raw, "skipped": skipped, "bad": bad or {}}
         return batch
 
 
