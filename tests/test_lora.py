@@ -16,6 +16,7 @@ from safetensors.torch import save_file
 from ltx_train.lora import (LoRAConfig, LoraError, add_lora, apply_lora_spec, delete_adapters, disable_lora,
                             enable_lora, fuse_lora, get_active_adapters, list_adapters, load_lora, lora_layers,
                             lora_preset, parse_lora_spec, save_lora, set_adapters, unfuse_lora, unload_lora)
+from ltx_train.models.dit.physics_heads import PhysicsHeadsConfig
 from ltx_train.models.dit.presets import preset
 from ltx_train.models.ltx import LTXModel, LTXModelConfig
 from ltx_train.models.text.connector import connector_preset
@@ -23,10 +24,11 @@ from ltx_train.models.text.connector import connector_preset
 DIT_TARGETS = {f"dit.blocks.{i}.{m}" for i in range(2) for m in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")}
 
 
-def tiny_model(seed: int = 0, **dit) -> LTXModel:
+def tiny_model(seed: int = 0, physics: bool = False, **dit) -> LTXModel:
     torch.manual_seed(seed)
     m = LTXModel(LTXModelConfig(dit=preset("tiny", patch_size=(1, 2, 2), **dit),
-                                connector=connector_preset("baseline", registers=8)))
+                                connector=connector_preset("baseline", registers=8),
+                                physics=PhysicsHeadsConfig() if physics else None))
     with torch.no_grad():
         for p in m.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -395,3 +397,45 @@ def test_apply_lora_spec_loads_and_weights_and_refuses_atomically(base, tmp_path
     load_lora(manual, s, "style", weight=0.8)
     load_lora(manual, m, "motion", weight=0.6)
     assert torch.equal(run(base), run(manual)) and not torch.equal(run(base), ref["out"])
+
+
+# ---------------------------------------------------------------------------- the pipeline API
+def test_the_seed_snippet_runs_on_a_saved_tiny_pipeline_and_generates(tmp_path, monkeypatch):
+    from ltx_train.models.audio.audio_vae import AudioVAE
+    from ltx_train.models.audio.presets import audio_vae_config
+    from ltx_train.models.text.encoder import FrozenTextEncoder
+    from ltx_train.models.vae import VideoVAE
+    from ltx_train.models.vae import preset as vae_preset
+    from ltx_train.pipeline import LTXVideoPipeline
+
+    # 16 video / 8 audio latent channels, 4x temporal: the tiny VAEs'. With physics heads because
+    # LTXModelConfig.from_dict({"physics": None}) builds default heads (config._check tries the
+    # dataclass before None), so a head-less model does not load back yet
+    model = tiny_model(physics=True)
+    pipe = LTXVideoPipeline(VideoVAE(vae_preset("tiny")), AudioVAE(audio_vae_config("tiny")), model,
+                            FrozenTextEncoder())
+    pipe.save_pretrained(tmp_path / "path/to/model")
+    for i, name in enumerate(("my-style-lora", "my-motion-lora", "my-character-lora")):
+        trained_adapter(model, tmp_path, name, seed=i, connector=i == 2, audio=i == 1)
+
+    def generate():
+        torch.manual_seed(0)   # the pipeline's Griffin-Lim draws its start phases from the global RNG
+        return pipe("a ball bounces", seconds=0.3, fps=24, height=32, width=32, steps=2)[0]
+
+    monkeypatch.chdir(tmp_path)
+    # the seed's snippet, as written
+    pipe = LTXVideoPipeline.from_pretrained("path/to/model")
+    plain = generate()
+    pipe.load_lora_weights("my-style-lora", adapter_name="style")
+    pipe.load_lora_weights("my-motion-lora", adapter_name="motion")
+    pipe.load_lora_weights("my-character-lora", adapter_name="character")
+    pipe.set_adapters(["style", "motion", "character"], weights=[0.8, 0.6, 0.9])
+
+    assert pipe.get_active_adapters() == ["style", "motion", "character"]
+    assert pipe.get_adapter_weights() == {"style": 0.8, "motion": 0.6, "character": 0.9}
+    clip = generate()
+    assert clip.frames.shape == plain.frames.shape == (9, 32, 32, 3) and clip.audio.size > 0
+    assert not (clip.frames == plain.frames).all()
+    pipe.unload_lora_weights()
+    again = generate()
+    assert (again.frames == plain.frames).all() and (again.audio == plain.audio).all()
