@@ -10,6 +10,7 @@ import json
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from peft import PeftModel
 from safetensors.torch import save_file
 
@@ -106,6 +107,24 @@ def test_default_targets_are_the_dit_attention_and_mlp_and_flags_add_connector_a
     assert audio == DIT_TARGETS | {"dit.audio_in", "dit.audio_out.linear"}
     full = {n for n, _ in lora_layers(add_lora(copy.deepcopy(base), LoRAConfig(connector=True, audio=True)))}
     assert {f"connector.blocks.{i}.attn.qkv" for i in range(2)} <= full and "connector.proj" not in full
+    listed = {n for n, _ in lora_layers(add_lora(copy.deepcopy(base), LoRAConfig(target_modules=["qkv"])))}
+    assert listed == {f"{p}.blocks.{i}.attn.qkv" for p in ("dit", "connector") for i in range(2)}
+
+
+def test_lora_config_builds_from_a_plain_config_dict():
+    from ltx_train.config import to_dataclass
+    cfg = to_dataclass(LoRAConfig, {"rank": 8, "alpha": 16, "audio": True, "base_dtype": "bfloat16"})
+    assert cfg == LoRAConfig(rank=8, alpha=16.0, audio=True, base_dtype="bfloat16")
+    with pytest.raises(ValueError, match="base_dtype"):
+        LoRAConfig(base_dtype="int8")
+
+
+def test_add_lora_refuses_a_duplicate_name_before_casting_the_base(base):
+    add_lora(base, LoRAConfig(rank=4), "a")
+    snap = snapshot(base)
+    with pytest.raises(LoraError, match="'a' is already loaded"):
+        add_lora(base, LoRAConfig(rank=4, base_dtype="bfloat16"), "a")
+    assert_unchanged(base, snap)
 
 
 def test_only_lora_parameters_receive_gradients(base):
@@ -159,6 +178,23 @@ def test_peft_from_pretrained_loads_an_exported_adapter(base, tmp_path):
         out = pm(v, a, s, text, mask)
     assert torch.equal(torch.cat([out["video"].flatten(), out["audio"].flatten()]), run(ours))
     assert not torch.allclose(run(ours), run(base), atol=1e-3)
+
+
+def test_an_adapter_written_by_peft_itself_loads_and_is_checked_by_its_tensor_shapes(base, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["qkv", "fc2"], init_lora_weights=False)
+    pm = get_peft_model(copy.deepcopy(base), cfg).requires_grad_(False)
+    pm.save_pretrained(tmp_path / "peft")                       # no ltx_train fingerprint in it
+    load_lora(base, tmp_path / "peft", "p")
+    v, a, s, h = inputs()
+    with torch.no_grad():
+        text, mask = pm.base_model.model.encode_text(h)
+        out = pm(v, a, s, text, mask)
+    assert torch.equal(torch.cat([out["video"].flatten(), out["audio"].flatten()]), run(base))
+    narrow = get_peft_model(tiny_model(width=64), cfg)
+    narrow.save_pretrained(tmp_path / "narrow")
+    with pytest.raises(LoraError, match=r"dit\.blocks\.0\.attn\.qkv is \(192, 64\).*\(384, 128\) in this model"):
+        load_lora(base, tmp_path / "narrow", "n")
 
 
 def test_loading_the_safetensors_file_path_with_its_config_beside_it(base, tmp_path):
@@ -310,6 +346,12 @@ def test_an_adapter_for_another_base_is_refused_naming_the_key_and_both_shapes(b
     deep = trained_adapter(tiny_model(depth=3), tmp_path, "deep")
     with pytest.raises(LoraError, match=r"dit\.blocks\.2\.attn\.proj .* absent"):
         load_lora(base, deep, "deep")
+    shallow = trained_adapter(tiny_model(depth=1), tmp_path, "shallow")   # its layers all exist here
+    with pytest.raises(LoraError, match=r"dit\.depth = 1 in the adapter's base, 2 in this model"):
+        load_lora(base, shallow, "shallow")
+    heads = trained_adapter(tiny_model(heads=8), tmp_path, "heads")       # same shapes, other attention
+    with pytest.raises(LoraError, match=r"dit\.heads = 8 .*, 4 in this model"):
+        load_lora(base, heads, "heads")
     assert_unchanged(base, snap)
 
 
@@ -380,6 +422,7 @@ def test_parse_lora_spec_reads_the_cli_forms():
     assert parse_lora_spec("[style_dir:0.8,motion_dir:0.6]") == want
     assert parse_lora_spec(["style_dir:0.8", "motion_dir:0.6"]) == want
     assert parse_lora_spec({"style_dir": 0.8, "motion_dir": 0.6}) == want
+    assert parse_lora_spec(OmegaConf.create(["style_dir:0.8", "motion_dir:0.6"])) == want   # from Hydra
     assert parse_lora_spec("a/b") == [("a/b", 1.0)] and parse_lora_spec(None) == parse_lora_spec("[]") == []
     with pytest.raises(LoraError, match="finite"):
         parse_lora_spec([("a", float("nan"))])

@@ -8,7 +8,7 @@ adapters of different ranks and targets stack, and nothing is rebuilt when a wei
 which is not linear in the weights, and its ``"cat"`` mode costs a copy per weight setting.)
 
 Bit-exactness: the base ``nn.Linear`` objects are never written, except by ``fuse_lora``, which
-first keeps a copy of each weight it changes and writes the copy back on ``unfuse_lora`` (peft's
+first keeps a (host-memory) copy of each weight it changes and writes the copy back on ``unfuse_lora`` (peft's
 ``unmerge`` subtracts the delta again, which is only equal up to rounding). ``unload_lora`` puts the
 original ``nn.Linear`` objects back in place of peft's wrappers and restores the parameters'
 ``requires_grad`` flags as they were before the first adapter.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -97,6 +98,12 @@ def check_new_name(model: nn.Module, name: str) -> None:
         raise LoraError(f"adapter_name {name!r} is already loaded; pick another name or delete_adapters({name!r})")
 
 
+def _check_weight(name: str, w) -> float:
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
+        raise LoraError(f"weight of adapter {name!r} must be a finite number, got {w!r}")
+    return float(w)
+
+
 def _check_room(model: nn.Module, adding: str) -> None:
     active = get_active_adapters(model)
     if len(active) >= MAX_ACTIVE:
@@ -126,6 +133,7 @@ def inject(model: nn.Module, config: LoraConfig, name: str, *, trainable: bool =
     ``base_model.model.`` prefix); a failure inside peft removes it again."""
     check_new_name(model, name)
     _require_unfused(model, f"add adapter {name!r}")
+    weight = _check_weight(name, weight)
     if activate:
         _check_room(model, name)
     st = lora_state(model)
@@ -141,7 +149,7 @@ def inject(model: nn.Module, config: LoraConfig, name: str, *, trainable: bool =
         cast_adapter_dtype(model, name)   # fp32 adapters on a bf16 base, as PeftModel does
         if state_dict is not None:
             result = set_peft_model_state_dict(model, state_dict, adapter_name=name)
-            missing = [k for k in result.missing_keys if f".{name}." in k]
+            missing = [k for k in result.missing_keys if re.search(rf"\.lora_\w+\.{re.escape(name)}\.", k)]
             if result.unexpected_keys or missing:
                 raise LoraError(f"adapter {name!r}: weights do not fit the injected layers (unexpected "
                                 f"{result.unexpected_keys[:1]}, missing {missing[:1]})")
@@ -149,7 +157,7 @@ def inject(model: nn.Module, config: LoraConfig, name: str, *, trainable: bool =
         _drop(model, [name])
         raise
     if activate:
-        st.weights[name] = float(weight)
+        st.weights[name] = weight
     if trainable:
         st.trainable.add(name)
     # peft froze every base parameter; keep it that way for all adapters (training or inference)
@@ -173,11 +181,9 @@ def set_adapters(model: nn.Module, names: str | list[str], weights: float | list
         raise LoraError(f"set_adapters: an adapter is named twice in {names}")
     if len(names) > MAX_ACTIVE:
         raise LoraError(f"at most {MAX_ACTIVE} adapters can be active at once, got {len(names)}: {names}")
-    for n, w in zip(names, weights):
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
-            raise LoraError(f"set_adapters: weight of {n!r} must be a finite number, got {w!r}")
+    weights = [_check_weight(n, w) for n, w in zip(names, weights)]
     _require_unfused(model, "change the active adapters")
-    lora_state(model).weights = {n: float(w) for n, w in zip(names, weights)}
+    lora_state(model).weights = dict(zip(names, weights))
     _apply(model)
 
 
@@ -221,8 +227,9 @@ def fuse_lora(model: nn.Module, lora_scale: float = 1.0, adapter_names: list[str
         if not here:
             continue
         base = layer.get_base_layer()
-        bias = base.bias.detach().clone() if base.bias is not None else None
-        saved[qual] = (base.weight.detach().clone(), bias)
+        # the exact originals, kept in host memory: fusing is for inference, where device memory is dear
+        bias = base.bias.detach().to("cpu", copy=True) if base.bias is not None else None
+        saved[qual] = (base.weight.detach().to("cpu", copy=True), bias)
         for n in here:
             layer.set_scale(n, lora_scale * st.weights[n])
         layer.merge(adapter_names=here)

@@ -26,7 +26,7 @@ class LoRAConfig:
     rank: int = 16
     alpha: float | None = None            # None: = rank (scale alpha / rank = 1)
     dropout: float = 0.0
-    target_modules: str | list[str] | None = None   # regex(es) over module names; None: DIT_BLOCKS
+    target_modules: str | list[str] | None = None   # None: DIT_BLOCKS; see target_regex
     connector: bool = False               # also the text connector's blocks
     audio: bool = False                   # also dit.audio_in and dit.audio_out.linear
     init: bool | str = True               # peft init_lora_weights: True = B zero (starts as the base)
@@ -41,9 +41,16 @@ class LoRAConfig:
             raise ValueError(f"LoRAConfig.base_dtype must be one of {sorted(DTYPES)} or None, got {self.base_dtype!r}")
 
     def target_regex(self) -> str:
-        """One regex for peft: the alternatives OR-ed, each matched against the whole module name."""
+        """One regex for peft, matched against whole module names. A string is such a regex; list
+        items match a whole name or its last dotted parts, as peft treats a list (``"qkv"`` adapts
+        every ``*.qkv``), and may be regexes too."""
         t = self.target_modules
-        parts = [DIT_BLOCKS] if t is None else [t] if isinstance(t, str) else list(t)
+        if t is None:
+            parts = [DIT_BLOCKS]
+        elif isinstance(t, str):
+            parts = [t]
+        else:
+            parts = [rf"(?:.*\.)?(?:{p})" for p in t]
         if self.connector:
             parts.append(CONNECTOR_BLOCKS)
         if self.audio:
@@ -74,8 +81,11 @@ def add_lora(model: nn.Module, cfg: LoRAConfig | None = None, adapter_name: str 
     """Inject a fresh trainable adapter into ``model`` in place (peft, no PeftModel wrapper) and
     freeze everything else: afterwards only this adapter's LoRA parameters require grad. The
     adapter joins the active set with weight 1.0. Returns ``model``."""
-    from ltx_train.lora.adapters import inject
+    from ltx_train.lora.adapters import _check_room, _require_unfused, check_new_name, inject
     cfg = cfg or LoRAConfig()
+    check_new_name(model, adapter_name)   # refuse before the dtype cast below changes anything
+    _require_unfused(model, f"add adapter {adapter_name!r}")
+    _check_room(model, adapter_name)
     if cfg.base_dtype is not None:
         dtype = DTYPES[cfg.base_dtype]
         # parameters only: the latent statistics buffers stay fp32 (normalize() casts them per call)

@@ -6,10 +6,14 @@
 exactly what ``PeftModel.save_pretrained`` writes, so ``PeftModel.from_pretrained(ltx_model, dir)``
 reads it. The base fingerprint (``{module: [out_features, in_features]}`` of every adapted layer,
 and the base's LTXModel config) travels in the safetensors header metadata, which peft ignores and
-which cannot be separated from the weights; without it the LoRA tensors' own shapes are checked.
+which cannot be separated from the weights. Loading checks the recorded shapes, the shapes the LoRA
+tensors themselves imply (all a foreign peft file offers) and the config's architecture fields that
+leave shapes alone (heads, depth, patch size; ``ARCH_KEYS``); non-architecture fields (fps default,
+checkpointing, physics heads) may differ.
 """
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +24,18 @@ from peft import LoraConfig, get_peft_model_state_dict
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ltx_train.lora.adapters import LoraError, check_new_name, inject, lora_layers, _check_room, _require_unfused
+from ltx_train.lora.adapters import (LoraError, _check_room, _check_weight, _require_unfused, check_new_name, inject,
+                                     lora_layers)
 
 ADAPTER_WEIGHTS, ADAPTER_CONFIG = "adapter_model.safetensors", "adapter_config.json"
 PEFT_PREFIX = "base_model.model."          # PeftModel's own prefix in saved keys
 FINGERPRINT_KEY = "ltx_train.lora_base"
+# architecture fields that change what a layer means without changing its shape (heads, depth,
+# patching, ...): an adapter recorded on a base that differs in one of them is refused
+ARCH_KEYS = {"dit": ("width", "depth", "heads", "patch_size", "mlp_ratio", "video_channels", "audio_channels",
+                     "text_dim", "modulation", "qk_norm", "separate_audio_text"),
+             "connector": ("in_dim", "in_layers", "width", "width_multiplier", "layers", "heads", "mlp_ratio",
+                           "registers", "register_mode", "out_dim", "qk_norm")}
 
 
 @dataclass
@@ -63,7 +74,8 @@ def save_lora(model: nn.Module, directory: str | Path, adapter_name: str = "defa
     tmp = directory / (ADAPTER_WEIGHTS + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     tmp.replace(directory / ADAPTER_WEIGHTS)
-    config = LoraConfig(**{**model.peft_config[adapter_name].to_dict(), "inference_mode": True})
+    config = copy.deepcopy(model.peft_config[adapter_name])
+    config.inference_mode = True            # as PeftModel.save_pretrained writes it
     config.save_pretrained(str(directory))
     size = (directory / ADAPTER_WEIGHTS).stat().st_size
     if verbose:
@@ -131,6 +143,15 @@ def check_base(model: nn.Module, adapter: AdapterFile) -> None:
         ours = (layer.out_features, layer.in_features)
         if any(t is not None and t != o for t, o in zip(theirs, ours)):
             fail(name, theirs, ours)
+    theirs_cfg = (adapter.fingerprint or {}).get("config") or {}
+    cfg = getattr(model, "cfg", None)
+    ours_cfg = cfg.to_dict() if hasattr(cfg, "to_dict") else {}
+    for part, keys in ARCH_KEYS.items():
+        a, b = theirs_cfg.get(part) or {}, ours_cfg.get(part) or {}
+        for k in keys:
+            if k in a and k in b and a[k] != b[k]:
+                raise LoraError(f"{adapter.weights}: trained on another base: {part}.{k} = {a[k]!r} in the "
+                                f"adapter's base, {b[k]!r} in this model")
     if not adapter.config.rank_pattern:
         for key, t in adapter.state.items():
             if key.endswith(".lora_A.weight") and t.shape[0] != adapter.config.r:
@@ -143,6 +164,7 @@ def load_lora(model: nn.Module, path: str | Path, adapter_name: str = "default",
     ``activate=False``. Every check runs before the model is touched."""
     check_new_name(model, adapter_name)
     _require_unfused(model, f"load adapter {adapter_name!r}")
+    _check_weight(adapter_name, weight)
     if activate:
         _check_room(model, adapter_name)
     adapter = adapter or read_adapter(path)

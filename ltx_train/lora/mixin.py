@@ -18,8 +18,12 @@ class LoraLoaderMixin:
         name = adapter_name if adapter_name is not None else adapter_name_for(path, A.list_adapters(self.model))
         return load_lora(self.model, path, name, weight=weight, activate=activate)
 
-    def set_adapters(self, adapter_names: str | list[str], weights: float | list[float] | None = None) -> None:
-        A.set_adapters(self.model, adapter_names, weights)
+    def set_adapters(self, adapter_names: str | list[str], weights: float | list[float] | None = None, *,
+                     adapter_weights: float | list[float] | None = None) -> None:
+        """``adapter_weights`` is diffusers' name for ``weights``."""
+        if weights is not None and adapter_weights is not None:
+            raise A.LoraError("set_adapters: give weights or adapter_weights, not both")
+        A.set_adapters(self.model, adapter_names, weights if weights is not None else adapter_weights)
 
     def get_active_adapters(self) -> list[str]:
         return A.get_active_adapters(self.model)

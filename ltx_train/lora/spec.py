@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch.nn as nn
 
+from ltx_train.config import to_plain
 from ltx_train.lora.adapters import LoraError, delete_adapters, list_adapters, set_adapters
 from ltx_train.lora.config import MAX_ACTIVE
 from ltx_train.lora.files import ADAPTER_WEIGHTS, check_base, load_lora, read_adapter
@@ -36,6 +37,7 @@ def _entry(item) -> tuple[str, float]:
 def parse_lora_spec(spec) -> list[tuple[str, float]]:
     """``'[a:0.8,b:0.6]'``, ``'a:0.8'``, ``'a'`` (weight 1), a list of such strings or of (path, weight)
     pairs, or a {path: weight} mapping -> [(path, weight), ...]. None or '' -> []."""
+    spec = to_plain(spec)   # Hydra hands lists / dicts over as OmegaConf containers
     if spec is None:
         return []
     if isinstance(spec, Mapping):
