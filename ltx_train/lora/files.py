@@ -102,9 +102,13 @@ def read_adapter(path: str | Path) -> AdapterFile:
         raw = json.loads(cfg_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise LoraError(f"{cfg_file}: not valid JSON ({e})") from e
-    if not isinstance(raw, dict) or raw.get("peft_type") != "LORA":
-        raise LoraError(f"{cfg_file}: not a peft LoRA config (peft_type {raw.get('peft_type') if isinstance(raw, dict) else None!r})")
-    config = LoraConfig.from_pretrained(str(cfg_file.parent))
+    kind = raw.get("peft_type") if isinstance(raw, dict) else None
+    if kind != "LORA":
+        raise LoraError(f"{cfg_file}: not a peft LoRA config (peft_type {kind!r})")
+    try:
+        config = LoraConfig.from_pretrained(str(cfg_file.parent))
+    except (TypeError, ValueError) as e:
+        raise LoraError(f"{cfg_file}: not a valid peft LoraConfig ({e})") from e
     try:
         with safe_open(str(weights), framework="pt") as f:
             meta = f.metadata() or {}
