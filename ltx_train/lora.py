@@ -1,5 +1,0 @@
-"""peft LoRA adapters on LTXModel (being written)."""
-
-
-class LoraLoaderMixin:
-    pass
