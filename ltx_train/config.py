@@ -52,6 +52,8 @@ def _check(value: Any, tp: Any, path: str) -> Any:
         if _one_of(value, literals):
             return value
         others = [a for a in args if typing.get_origin(a) is not typing.Literal]
+        if value is None and type(None) in others:  # before a dataclass member, which would build its defaults
+            return None
         errors = []
         for arg in others:
             if arg is type(None):

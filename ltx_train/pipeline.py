@@ -114,6 +114,10 @@ class LTXVideoPipeline(LoraLoaderMixin):
                         copy_text_encoder: bool = False, model_state: dict | None = None) -> Path:
         """Write the pipeline as a pretrained directory. ``dtype`` (e.g. ``torch.bfloat16``) casts the
         model's parameters; ``model_state`` replaces the model's weights (e.g. EMA averages)."""
+        if getattr(self.model, "peft_config", None):
+            raise PretrainedError("save_pretrained: LoRA adapters are loaded; fuse_lora() then "
+                                  "unload_lora_weights(keep_fused=True) to save a merged model, or "
+                                  "unload_lora_weights() to save the base")
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         save_component(self.vae, path / "vae")
@@ -228,7 +232,8 @@ class LTXVideoPipeline(LoraLoaderMixin):
         z_v, z_a = m.denormalize(x["video"], x["audio"])
         video = vae.decode(z_v.float(), tile=tile)                          # (B, 3, T, H, W)
         log_mel = avae.decode(z_a.float())                                  # (B, n_mels, F)
-        wav = self.vocoder(log_mel) if self.vocoder is not None else griffin_lim(log_mel, self.mel)
+        wav = (self.vocoder(log_mel) if self.vocoder is not None
+               else griffin_lim(log_mel, self.mel, generator=torch.Generator(device=log_mel.device).manual_seed(seed)))
         wav = wav.reshape(b, -1)[:, : mel_frames * d.audio_hop_length].clamp(-1, 1)
         return [GeneratedClip(p, to_uint8_frames(video[i]), wav[i].float().cpu().numpy(), float(fps),
                               d.audio_sample_rate) for i, p in enumerate(prompts)]

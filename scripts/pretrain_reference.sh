@@ -51,7 +51,7 @@ run_all() {
   stage dit $PY -m ltx_train.train experiment=reference_base $GPU $QUIET $LIVE data.num_workers=$WD \
     data.batch_size=$BS_DIT trainer.max_time=$T_DIT trainer.max_steps=$S_DIT model.total_steps=$S_DIT \
     trainer.val_check_interval=$VAL model.compile=$COMPILE model.text_encoder.path="$TEXT_ENCODER" \
-    model.text_encoder.cache_size=65536 model.vae_checkpoint="$W/vae/checkpoints/last.ckpt" \
+    model.text_encoder.cache_size=0 model.vae_checkpoint="$W/vae/checkpoints/last.ckpt" \
     model.audio_vae_checkpoint="$W/audio_vae/checkpoints/last.ckpt" hydra.run.dir="$W/dit"
   kill $dmon 2>/dev/null
   wait $pv

@@ -123,3 +123,17 @@ def test_a_crafted_pickle_checkpoint_is_refused_without_running_code(tmp_path):
     with pytest.raises(PretrainedError, match="bad.ckpt"):
         component_from_checkpoint(bad, "vae")
     assert not os.path.exists(marker)
+
+
+def test_a_model_without_physics_heads_round_trips(tmp_path):
+    cfg = tiny_model().cfg
+    model = LTXModel(LTXModelConfig(dit=cfg.dit, connector=cfg.connector, physics=None))
+    model.save_pretrained(tmp_path / "m")
+    loaded = LTXModel.from_pretrained(tmp_path / "m")
+    assert loaded.physics is None and loaded.cfg == model.cfg
+
+
+def test_griffin_lim_audio_is_reproducible_for_a_seed(pipe):
+    p = LTXVideoPipeline(pipe.vae, pipe.audio_vae, pipe.model, pipe.text_encoder, None)
+    a, b = (p(["a ball"], steps=1, seconds=0.4, height=32, width=32, seed=5)[0].audio for _ in range(2))
+    assert (a == b).all()
