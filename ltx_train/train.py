@@ -100,7 +100,8 @@ def resume_in_place(cfg: DictConfig) -> None:
         meta = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("ltx_train") or {}
     except Exception as e:  # noqa: BLE001 - any unreadable file is reported with its path
         raise ConfigError(f"ckpt_path: cannot read {path} with weights_only=True: {e}") from e
-    run_dir = meta.get("output_dir") or (str(path.parent.parent) if path.parent.name == "checkpoints" else None)
+    # where the checkpoint is now (run directories get moved and copied), else where it was written
+    run_dir = str(path.parent.parent) if path.parent.name == "checkpoints" else meta.get("output_dir")
     if run_dir is None or not Path(run_dir).is_dir():
         log.warning("resume: run directory of %s not found; writing to %s", path, cfg.paths.output_dir)
         return

@@ -215,8 +215,16 @@ class EpochLoader(DataLoader):
 
     epoch_fn = None
 
+    def __init__(self, *args, **kwargs):
+        # its own generator: creating an iterator draws the workers' base seed from it, not from torch's
+        # global RNG, so training randomness does not depend on when (or whether, after a resume) the
+        # DataLoader iterators were made; it is reseeded per (seed, epoch) below
+        kwargs.setdefault("generator", torch.Generator())
+        super().__init__(*args, **kwargs)
+
     def __iter__(self):
         self.dataset.begin_epoch(self.epoch_fn() if self.epoch_fn is not None else None)
+        self.generator.manual_seed(make_seed(self.dataset.seed, self.dataset.epoch, self.dataset.rank))
         return super().__iter__()
 
     # Lightning checks that a DataLoader is resumable before resuming mid-epoch. This one is, but its

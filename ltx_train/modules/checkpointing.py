@@ -57,6 +57,7 @@ def atomic_replace(path: str | Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}{TMP_TAG}{os.getpid()}")
+    tmp.unlink(missing_ok=True)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -127,6 +128,8 @@ class SafeModelCheckpoint(ModelCheckpoint):
                       ", ".join(bad[:5]))
             return
         super()._save_checkpoint(trainer, filepath)
+        for logger in trainer.loggers:  # the logs on disk reach at least as far as the newest checkpoint
+            logger.save()
         if self.monitor is None and os.path.basename(filepath) != self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION:
             self.saved = [s for s in self.saved if s[1] != filepath] + [[int(trainer.global_step), filepath]]
             self._prune(trainer)
@@ -146,7 +149,8 @@ class SafeModelCheckpoint(ModelCheckpoint):
     @staticmethod
     def _link_checkpoint(trainer, filepath: str, linkpath: str) -> None:
         """``linkpath`` -> a hard link to ``filepath`` (a copy where links fail), swapped in by rename."""
-        if trainer.is_global_zero and os.path.abspath(filepath) != os.path.abspath(linkpath):
+        # (rename() of one hard link over another of the same file is a no-op: nothing to do then)
+        if trainer.is_global_zero and not (os.path.exists(linkpath) and os.path.samefile(filepath, linkpath)):
             def link(tmp: Path) -> None:
                 try:
                     os.link(filepath, tmp)
@@ -178,6 +182,9 @@ class SafeModelCheckpoint(ModelCheckpoint):
         super().load_state_dict(state_dict)
         if state_dict.get("dirpath", self.dirpath) == self.dirpath:  # as Lightning: only in the same directory
             self.saved = [list(s) for s in state_dict.get("saved", [])]
+        last = os.path.join(self.dirpath or "", self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION)
+        if self.dirpath and not self.last_model_path and os.path.isfile(last):
+            self.last_model_path = last  # a resumed run (in a moved run directory) keeps updating last.ckpt
 
 
 def _alive(pid: int) -> bool:

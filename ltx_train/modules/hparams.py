@@ -45,7 +45,9 @@ def plain(value: Any, path: str = "value") -> Any:
     if isinstance(value, (list, tuple, set)):
         items = [plain(v, f"{path}[{i}]") for i, v in enumerate(value)]
         return items if isinstance(value, list) else tuple(items) if isinstance(value, tuple) else set(items)
-    raise TypeError(f"{path} is a {type(value).__module__}.{type(value).__qualname__}: checkpoints hold plain "
+    what = value if isinstance(value, type) else type(value)
+    kind = "the class" if isinstance(value, type) else "a"
+    raise TypeError(f"{path} is {kind} {what.__module__}.{what.__qualname__}: checkpoints hold plain "
                     "types only (dict, list, str, numbers, tensors); pass it as a dict or leave it out")
 
 

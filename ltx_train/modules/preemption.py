@@ -1,16 +1,18 @@
 """``Preemption``: on SIGTERM or SIGUSR1, finish the current step, save a checkpoint, exit non-zero.
 
-The handler only records the signal and raises Lightning's own flag (``trainer.received_sigterm``, by
-calling the SIGTERM handler Lightning installed; under DDP that handler also signals the other ranks).
-The save happens at the end of the training batch, where weights, optimisers, loops, RNG and the data
-position agree; Lightning then stops the fit with ``SIGTERMException`` and ``ltx-train`` exits with
-128 + the signal number (143 for SIGTERM, 138 for SIGUSR1). A signal that arrives during validation
-stops it, and the checkpoint is written from ``on_exception`` instead.
+The handler only records the signal. At the end of the training batch (``on_train_batch_end``, where
+Lightning's ModelCheckpoint saves too: weights, optimisers, schedulers, loops, RNG and the data position
+agree) the checkpoint is saved and Lightning's own ``SIGTERMException`` ends the fit; ``ltx-train`` then
+exits with 128 + the signal number (143 for SIGTERM, 138 for SIGUSR1). A signal during validation is
+acted on at the next batch end. Under DDP the ranks agree on stopping with one boolean all-reduce per
+step (``strategy.reduce_boolean_decision``), so they save and stop at the same step whichever got the signal.
 
 - ``grace_s``: if the process has not exited ``grace_s`` seconds after the first signal (a very long
   step, a hung save), it exits anyway with the same status; checkpoint writes are atomic, so a save cut
   short leaves the previous checkpoint and ``last.ckpt`` intact.
 - A second signal while saving is ignored (reported on stderr): it cannot interrupt or corrupt the save.
+- Before training starts (setup, sanity validation) Lightning's own SIGTERM handling applies: it stops
+  without a checkpoint, and there is nothing to lose yet.
 - SLURM: with Lightning's ``SLURMEnvironment`` (auto-detected; ``auto_requeue=True`` by default) Lightning
   handles SIGUSR1 by saving ``hpc_ckpt_N.ckpt`` in ``trainer.default_root_dir`` and running ``scontrol
   requeue``; this callback defers that handler to the same step boundary, and a requeued job whose
@@ -46,17 +48,15 @@ class Preemption(L.Callback):
         self.saved_path: str | None = None
         self._saved = False
         self._deferred: dict[int, object] = {}
-        self._lightning_sigterm = None
 
     @property
     def exit_code(self) -> int:
         return 128 + int(self.received or signal.SIGTERM)
 
     def on_train_start(self, trainer, pl_module) -> None:
-        # Lightning installed its handlers when the fit began; ours wrap them
+        # Lightning installed its handlers when the fit began; ours replace them for the training loop
         if threading.current_thread() is not threading.main_thread():
             return
-        self._lightning_sigterm = signal.getsignal(signal.SIGTERM)
         for signum in self.signals:
             previous = signal.getsignal(signum)
             if signum != signal.SIGTERM and callable(previous):
@@ -72,17 +72,19 @@ class Preemption(L.Callback):
         timer = threading.Timer(self.grace_s, self._expire)
         timer.daemon = True
         timer.start()
-        if callable(self._lightning_sigterm):  # sets trainer.received_sigterm: Lightning stops after this step
-            self._lightning_sigterm(signum, frame)
 
     def _expire(self) -> None:
         _say(f"grace time of {self.grace_s:g} s after signal {self.received} expired: exiting now"
              + ("" if self._saved else " without a new checkpoint"))
         os._exit(self.exit_code)
 
-    def _save(self, trainer) -> None:
-        if self.received is None or self._saved:
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        stop = self.received is not None
+        if trainer.world_size > 1:
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if not stop or self._saved:
             return
+        self.received = self.received or signal.SIGTERM  # a rank that did not get the signal itself
         self._saved = True
         from ltx_train.modules.checkpointing import SafeModelCheckpoint
         ckpt = trainer.checkpoint_callback
@@ -95,10 +97,4 @@ class Preemption(L.Callback):
         deferred = self._deferred.get(self.received)
         if deferred is not None:
             deferred(self.received, None)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        self._save(trainer)
-
-    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        if isinstance(exception, SIGTERMException):  # stopped during validation, before a batch end
-            self._save(trainer)
+        raise SIGTERMException  # Lightning's own way out of the fit: teardown, then ltx-train's exit status
