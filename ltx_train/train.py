@@ -52,15 +52,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for lg in loggers:
         lg.log_hyperparams(plain_cfg)
 
+    preempt = next((cb for cb in callbacks if isinstance(cb, Preemption)), None)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     except SIGTERMException:  # Lightning's stop after SIGTERM/SIGUSR1 is a SystemExit with status 0
-        preempt = next((cb for cb in callbacks if isinstance(cb, Preemption)), None)
-        code = preempt.exit_code if preempt else 143
-        saved = preempt.saved_path if preempt else None
-        print(f"[ltx-train] stopped by a signal at step {trainer.global_step}; checkpoint: {saved or '(none)'}; "
-              f"resume with ckpt_path=<run>/checkpoints/last.ckpt")
-        raise SystemExit(code) from None
+        _stopped_by_signal(trainer, preempt)
+    if preempt is not None and preempt.received is not None:  # the signal came during the last step
+        _stopped_by_signal(trainer, preempt)
     if cfg.get("test_after_fit"):
         trainer.validate(module, datamodule=datamodule)
 
@@ -75,6 +73,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
         print(f"[ltx-train] last checkpoint: {last}")
     print("[ltx-train] metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
     return metrics
+
+
+def _stopped_by_signal(trainer: L.Trainer, preempt: Preemption | None) -> None:
+    saved = preempt.saved_path if preempt else None
+    print(f"[ltx-train] stopped by a signal at step {trainer.global_step}; checkpoint: {saved or '(none)'}; "
+          "resume with ckpt_path=<run>/checkpoints/last.ckpt")
+    raise SystemExit(preempt.exit_code if preempt else 143) from None
 
 
 def _checkpoint_plugins(cfg: DictConfig) -> dict:

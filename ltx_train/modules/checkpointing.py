@@ -110,6 +110,7 @@ class SafeModelCheckpoint(ModelCheckpoint):
             kwargs["save_top_k"] = -1  # we prune ourselves, below
         super().__init__(*args, **kwargs)
         self.keep_last, self.keep_every_n_steps = keep_last, keep_every_n_steps
+        self._flush_pending = False
         self.saved: list[list] = []  # [global_step, path] of the step checkpoints this run (and those it resumed) wrote
 
     # ---- saving ----
@@ -128,11 +129,22 @@ class SafeModelCheckpoint(ModelCheckpoint):
                       ", ".join(bad[:5]))
             return
         super()._save_checkpoint(trainer, filepath)
-        for logger in trainer.loggers:  # the logs on disk reach at least as far as the newest checkpoint
-            logger.save()
+        self._flush_logs(trainer)
+        self._flush_pending = True  # and again once Lightning has logged this batch (after this hook)
         if self.monitor is None and os.path.basename(filepath) != self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION:
             self.saved = [s for s in self.saved if s[1] != filepath] + [[int(trainer.global_step), filepath]]
             self._prune(trainer)
+
+    @staticmethod
+    def _flush_logs(trainer) -> None:
+        # the logs on disk reach as far as the newest checkpoint: a resume neither lacks nor repeats rows
+        for logger in trainer.loggers:
+            logger.save()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if self._flush_pending:
+            self._flush_logs(trainer)
+            self._flush_pending = False
 
     def _prune(self, trainer) -> None:
         every = self.keep_every_n_steps

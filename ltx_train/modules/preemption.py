@@ -2,9 +2,9 @@
 
 The handler only records the signal. At the end of the training batch (``on_train_batch_end``, where
 Lightning's ModelCheckpoint saves too: weights, optimisers, schedulers, loops, RNG and the data position
-agree) the checkpoint is saved and Lightning's own ``SIGTERMException`` ends the fit; ``ltx-train`` then
-exits with 128 + the signal number (143 for SIGTERM, 138 for SIGUSR1). A signal during validation is
-acted on at the next batch end. Under DDP the ranks agree on stopping with one boolean all-reduce per
+agree) the checkpoint is saved, and before the next batch Lightning's own ``SIGTERMException`` ends the
+fit; ``ltx-train`` then exits with 128 + the signal number (143 for SIGTERM, 138 for SIGUSR1), also when
+the signal came in the last step. A signal during validation is acted on at the next batch end. Under DDP the ranks agree on stopping with one boolean all-reduce per
 step (``strategy.reduce_boolean_decision``), so they save and stop at the same step whichever got the signal.
 
 - ``grace_s``: if the process has not exited ``grace_s`` seconds after the first signal (a very long
@@ -97,4 +97,9 @@ class Preemption(L.Callback):
         deferred = self._deferred.get(self.received)
         if deferred is not None:
             deferred(self.received, None)
-        raise SIGTERMException  # Lightning's own way out of the fit: teardown, then ltx-train's exit status
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        # stop one hook later than the save, so that Lightning has logged the saved batch's metrics (they
+        # are flushed on the way out); Lightning's own exception ends the fit, ltx-train sets the status
+        if self._saved:
+            raise SIGTERMException
