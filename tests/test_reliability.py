@@ -202,3 +202,18 @@ def test_a_planted_pickle_is_refused_by_the_frozen_loaders(tmp_path):
         with pytest.raises(ConfigError, match=r"evil\.ckpt: refusing to load .*could run code"):
             load(tmp_path / "evil.ckpt")
     assert not marker.exists()
+
+
+def test_an_old_trusted_checkpoint_with_dictconfig_hparams_is_converted_to_a_plain_one(tmp_path):
+    from ltx_train.modules.audio_vae_module import AudioVAEModule
+    from ltx_train.modules.convert_checkpoint import main as convert
+
+    module = AudioVAEModule(vae={"latent_channels": 4})
+    old = {"state_dict": module.state_dict(), "pytorch-lightning_version": L.__version__,
+           "hyper_parameters": {"preset": "tiny", "vae": OmegaConf.create({"latent_channels": 4})}}
+    torch.save(old, tmp_path / "old.ckpt")  # as written before hparams were plain
+    with pytest.raises(Exception, match="DictConfig"):
+        torch.load(tmp_path / "old.ckpt", weights_only=True)
+    convert([str(tmp_path / "old.ckpt"), str(tmp_path / "new.ckpt")])
+    restored = AudioVAEModule.load_from_checkpoint(tmp_path / "new.ckpt", weights_only=True)
+    assert restored.hparams.vae == {"latent_channels": 4} and restored.vae.cfg.latent_channels == 4

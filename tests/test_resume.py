@@ -25,8 +25,8 @@ STAGES = {  # experiment, overrides, global steps, checkpoint to resume from
                              "+model.disc_channels=8", "+model.disc_layers=2", "trainer.gradient_clip_val=null",
                              "callbacks.model_checkpoint.every_n_train_steps=1"],
                 7, "step000003.ckpt"),
-    # two DataLoader workers, resumed after an odd number of batches: the round-robin must continue at worker 1
-    "vae_workers": ("vae_tiny", ["data.num_workers=2", "trainer.val_check_interval=2", "~callbacks.reconstruction_videos",
+    # two DataLoader workers (3 batches each per epoch), resumed after 3 batches (0, 1, 0): worker 1 is next
+    "vae_workers": ("vae_tiny", ["data.num_workers=2", "+data.epoch_size=12", "trainer.val_check_interval=2", "~callbacks.reconstruction_videos",
                                  "callbacks.model_checkpoint.every_n_train_steps=1"], 6, "step000003.ckpt"),
 }
 
