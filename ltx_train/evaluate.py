@@ -83,11 +83,10 @@ def eval_vae(cfg: DictConfig, out: Path, device) -> dict:
 
 def eval_audio(cfg: DictConfig, out: Path, device) -> dict:
     from ltx_train.eval.audio_eval import evaluate_audio
-    from ltx_train.modules.frozen import load_audio_vae
+    from ltx_train.modules.frozen import load_audio_vae, load_module
     from ltx_train.modules.vocoder_module import VocoderModule
 
-    ckpt = _need_file(cfg, "checkpoint")
-    module = VocoderModule.load_from_checkpoint(str(ckpt), map_location="cpu", weights_only=False).to(device)
+    module = load_module(VocoderModule, _need_file(cfg, "checkpoint"), "vocoder").to(device)  # weights_only=True
     audio_vae = None
     if cfg.audio_vae_checkpoint:
         audio_vae = load_audio_vae(_need_file(cfg, "audio_vae_checkpoint")).to(device)

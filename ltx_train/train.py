@@ -3,6 +3,12 @@
     ltx-train experiment=vae_tiny                       # the README's CPU job
     ltx-train experiment=dit_pretrain trainer=gpu logger=wandb
     ltx-train -m experiment=vae_tiny model.lr=1e-4,3e-4  # Hydra multirun sweep
+    ltx-train experiment=vae_tiny ckpt_path=outputs/vae_tiny/runs/<run>/checkpoints/last.ckpt  # resume
+
+Reliability (experiments/reliability.md): checkpoints are written atomically and hold plain types only
+(``AtomicCheckpointIO``); RNG streams and provenance ride along (``RunState``); a resume continues in the
+checkpoint's run directory (``resume.in_place``), appending to its CSV log; SIGTERM / SIGUSR1 save and
+exit with 128 + signum (``callbacks.preemption``); non-finite steps are skipped (``callbacks.nonfinite``).
 """
 from __future__ import annotations
 
@@ -12,10 +18,17 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
+from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from ltx_train.config import ConfigError
 from ltx_train.data.bad_metrics import BadSampleMetrics
 from ltx_train.hydra_utils import CONF_DIR, build, build_all, check_config, check_targets, register_resolvers
+from ltx_train.modules.checkpointing import AtomicCheckpointIO
+from ltx_train.modules.preemption import Preemption
+from ltx_train.modules.run_state import RunState
 
 log = logging.getLogger("ltx_train.train")
 register_resolvers()
@@ -26,6 +39,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_config(cfg, required=("model", "data", "trainer"))
     # Every constructor argument against its annotation first: a bad value fails before anything is built.
     check_targets(cfg, ("data", "model", "trainer", "callbacks", "logger"))
+    resume_in_place(cfg)
     L.seed_everything(cfg.seed, workers=True)
     # Build everything before fitting so a bad config fails in seconds, not after an epoch.
     datamodule = build(cfg, "data")
@@ -33,12 +47,23 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = build_all(cfg, "callbacks")
     if hasattr(datamodule, "skipped_by_kind"):  # data/skipped_<kind> metrics, whatever the callbacks group
         callbacks.append(BadSampleMetrics())
+    if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a progress bar callback then
+        callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
+    plain_cfg = OmegaConf.to_container(cfg, resolve=True)
+    callbacks.append(RunState(config=plain_cfg, output_dir=str(cfg.paths.output_dir)))
     loggers = build_all(cfg, "logger")
-    trainer: L.Trainer = build(cfg, "trainer", callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = build(cfg, "trainer", callbacks=callbacks, logger=loggers or False,
+                               **_checkpoint_plugins(cfg))
     for lg in loggers:
-        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        lg.log_hyperparams(plain_cfg)
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    preempt = next((cb for cb in callbacks if isinstance(cb, Preemption)), None)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    except SIGTERMException:  # Lightning's stop after SIGTERM/SIGUSR1 is a SystemExit with status 0
+        _stopped_by_signal(trainer, preempt)
+    if preempt is not None and preempt.received is not None:  # the signal came during the last step
+        _stopped_by_signal(trainer, preempt)
     if cfg.get("test_after_fit"):
         trainer.validate(module, datamodule=datamodule)
 
@@ -53,6 +78,51 @@ def train(cfg: DictConfig) -> dict[str, float]:
         print(f"[ltx-train] last checkpoint: {last}")
     print("[ltx-train] metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
     return metrics
+
+
+def _stopped_by_signal(trainer: L.Trainer, preempt: Preemption | None) -> None:
+    saved = preempt.saved_path if preempt else None
+    print(f"[ltx-train] stopped by a signal at step {trainer.global_step}; checkpoint: {saved or '(none)'}; "
+          "resume with ckpt_path=<run>/checkpoints/last.ckpt")
+    raise SystemExit(preempt.exit_code if preempt else 143) from None
+
+
+def _checkpoint_plugins(cfg: DictConfig) -> dict:
+    """Atomic, plain-typed checkpoint files, unless the strategy writes its own (DeepSpeed: a directory)."""
+    strategy = str(OmegaConf.to_container(cfg.trainer, resolve=True).get("strategy", ""))
+    if "plugins" in cfg.trainer or "deepspeed" in strategy.lower():
+        return {}
+    return {"plugins": [AtomicCheckpointIO()]}
+
+
+def resume_in_place(cfg: DictConfig) -> None:
+    """With ``ckpt_path`` and ``resume.in_place``: write into the checkpoint's run directory, appending to
+    its CSV log (same logger version). New checkpoints never overwrite old ones there: names that exist
+    get Lightning's ``-v1`` suffix (``callbacks.model_checkpoint.enable_version_counter=false``
+    overwrites)."""
+    ckpt = cfg.get("ckpt_path")
+    if not ckpt or ckpt in ("last", "hpc", "best") or not OmegaConf.select(cfg, "resume.in_place", default=False):
+        return
+    path = Path(ckpt)
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path: no such checkpoint file {path}")
+    try:  # mmap: only the metadata pages are read, not the weights
+        meta = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("ltx_train") or {}
+    except Exception as e:  # noqa: BLE001 - any unreadable file is reported with its path
+        raise ConfigError(f"ckpt_path: cannot read {path} with weights_only=True: {e}") from e
+    # where the checkpoint is now (run directories get moved and copied), else where it was written
+    run_dir = str(path.parent.parent) if path.parent.name == "checkpoints" else meta.get("output_dir")
+    if run_dir is None or not Path(run_dir).is_dir():
+        log.warning("resume: run directory of %s not found; writing to %s", path, cfg.paths.output_dir)
+        return
+    cfg.paths.output_dir = run_dir
+    versions = {c["name"]: c["version"] for c in meta.get("csv_loggers", [])}
+    for key, node in (cfg.get("logger") or {}).items():
+        if str(node.get("_target_", "")).endswith("CSVLogger") and node.get("version") is None:
+            name = node.get("name", "lightning_logs")
+            if name in versions:
+                OmegaConf.update(cfg, f"logger.{key}.version", versions[name], force_add=True)
+    print(f"[ltx-train] resuming {path} in its run directory {run_dir}")
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")

@@ -76,7 +76,7 @@ def test_hydra_builds_the_module_and_a_checkpoint_restores_it(tmp_path):
     trainer = L.Trainer(max_steps=1, limit_val_batches=0, default_root_dir=tmp_path, **QUIET)
     trainer.fit(module, loader(moving_ball_clip(5, 16)[None]))
     trainer.save_checkpoint(tmp_path / "vae.ckpt")
-    restored = VAEModule.load_from_checkpoint(tmp_path / "vae.ckpt", weights_only=False)
+    restored = VAEModule.load_from_checkpoint(tmp_path / "vae.ckpt", weights_only=True)
     assert restored.vae.config == module.vae.config and int(restored.generator_steps) == 1
     for a, b in zip(module.vae.state_dict().values(), restored.vae.state_dict().values()):
         assert torch.equal(a, b)

@@ -29,8 +29,9 @@ Resume. ``state_dict()`` stores the seed and, per worker, the position (batches,
 of the last train batch the trainer *consumed* (prefetched batches are not counted). After
 ``load_state_dict()`` the train epoch that Lightning resumes continues exactly where it stopped.
 - num_workers=0: the batch sequence is identical to an uninterrupted run.
-- num_workers>0: every worker continues its own stream exactly, so the same batches follow, but the
-  DataLoader restarts its round-robin at worker 0, so their interleaving may be rotated.
+- num_workers>0: every worker continues its own stream exactly, and the DataLoader's worker 0 takes the
+  stream of the worker due next (the DataLoader restarts its round-robin at worker 0): the same batches
+  follow in the same order.
 - Under DDP only rank 0's state is saved; ranks step in lockstep, so all ranks resume from it.
 - Resuming reads (without decoding) the part of the epoch already consumed.
 """
@@ -234,7 +235,8 @@ class VideoDataModule(L.LightningDataModule):
         train = self.positions["train"]
         if train.epoch is None:
             return
-        self._pending = {"epoch": train.epoch, "workers": train.workers, "saved_num_workers": state["num_workers"]}
+        self._pending = {"epoch": train.epoch, "workers": train.workers, "saved_num_workers": state["num_workers"],
+                         "last_worker": train.last_worker}
         if "train" in self.streams:
             self.streams["train"].resume_from(**self._pending)
             self._pending = None

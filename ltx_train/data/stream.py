@@ -87,6 +87,9 @@ class ShardStream(IterableDataset):
         self.epoch, self._next_epoch = 0, 0
         self._resume: dict | None = None   # {"epoch", "workers"} waiting for its epoch to start
         self._start: dict[int, dict] = {}  # per-worker start position of the current epoch
+        # DataLoader worker i plays stream worker (i + _rotate) % n this epoch: a resumed epoch restarts the
+        # DataLoader's round-robin at worker 0, so that worker must continue the stream due next
+        self._rotate = 0
 
     # ---- epochs and resume (called in the main process, before workers copy the dataset) ----
     def begin_epoch(self, trainer_epoch: int | None = None) -> None:
@@ -96,27 +99,34 @@ class ShardStream(IterableDataset):
         ``trainer_epoch`` only settles whether a resumed one-pass epoch (whose length is unknown) was
         complete: Lightning moves to a new epoch exactly when the checkpointed one had ended.
         """
-        epoch, start = self._next_epoch, {}
+        epoch, start, rotate = self._next_epoch, {}, 0
         resume, self._resume = self._resume, None
         if resume is not None:
             done = resume["done"]
             if done is None:
                 done = trainer_epoch is not None and trainer_epoch > resume["epoch"]
-            epoch, start = (resume["epoch"] + 1, {}) if done else (resume["epoch"], resume["workers"])
-        self.epoch, self._next_epoch, self._start = epoch, epoch + 1, start
+            if not done:
+                epoch, start, rotate = resume["epoch"], resume["workers"], resume["rotate"]
+            else:
+                epoch = resume["epoch"] + 1
+        self.epoch, self._next_epoch, self._start, self._rotate = epoch, epoch + 1, start, rotate
 
-    def resume_from(self, epoch: int, workers: dict[int, dict], saved_num_workers: int) -> None:
-        """Continue ``epoch`` after the consumed per-worker positions ``workers`` (from StreamPosition)."""
+    def resume_from(self, epoch: int, workers: dict[int, dict], saved_num_workers: int,
+                    last_worker: int | None = None) -> None:
+        """Continue ``epoch`` after the consumed per-worker positions ``workers`` (from StreamPosition);
+        ``last_worker``: the stream worker of the last consumed batch (the next one comes from the one after)."""
         n = max(self.num_workers, 1)
         workers = {int(w): dict(p) for w, p in workers.items()}
+        rotate = 0 if last_worker is None else (int(last_worker) + 1) % n
         if max(saved_num_workers, 1) != n and workers:
+            rotate = 0
             warnings.warn(f"{self.role} data was checkpointed with num_workers={saved_num_workers} but runs with "
                           f"{self.num_workers}: resuming approximately (each worker skips an equal share)")
             tot = {k: sum(p[k] for p in workers.values()) for k in ("batches", "raw", "skipped")}
             workers = {w: {k: _split(v, w, n) for k, v in tot.items()} for w in range(n)}
         done = None if self.batches_per_epoch is None else all(
             workers.get(w, {"batches": 0})["batches"] >= self.worker_batches(w, n) for w in range(n))
-        self._resume = {"epoch": int(epoch), "workers": workers, "done": done}
+        self._resume = {"epoch": int(epoch), "workers": workers, "done": done, "rotate": rotate}
 
     def worker_batches(self, worker: int, num_workers: int) -> int | None:
         return None if self.batches_per_epoch is None else _split(self.batches_per_epoch, worker, num_workers)
@@ -129,7 +139,7 @@ class ShardStream(IterableDataset):
     # ---- iteration (runs in the worker) ----
     def __iter__(self):
         info = get_worker_info()
-        worker, n = (info.id, info.num_workers) if info is not None else (0, 1)
+        worker, n = ((info.id + self._rotate) % info.num_workers, info.num_workers) if info is not None else (0, 1)
         start = self._start.get(worker, {"batches": 0, "raw": 0, "skipped": 0})
         return self._batches(worker, n, dict(start))
 
@@ -213,8 +223,16 @@ class EpochLoader(DataLoader):
 
     epoch_fn = None
 
+    def __init__(self, *args, **kwargs):
+        # its own generator: creating an iterator draws the workers' base seed from it, not from torch's
+        # global RNG, so training randomness does not depend on when (or whether, after a resume) the
+        # DataLoader iterators were made; it is reseeded per (seed, epoch) below
+        kwargs.setdefault("generator", torch.Generator())
+        super().__init__(*args, **kwargs)
+
     def __iter__(self):
         self.dataset.begin_epoch(self.epoch_fn() if self.epoch_fn is not None else None)
+        self.generator.manual_seed(make_seed(self.dataset.seed, self.dataset.epoch, self.dataset.rank))
         return super().__iter__()
 
     # Lightning checks that a DataLoader is resumable before resuming mid-epoch. This one is, but its
@@ -234,12 +252,14 @@ class StreamPosition:
         self.workers: dict[int, dict] = {}
         self.skipped_before = 0   # skipped in earlier epochs
         self.batches_before = 0   # batches consumed in earlier epochs
+        self.last_worker: int | None = None  # stream worker of the last consumed batch
 
     def update(self, info: dict) -> None:
         if info["epoch"] != self.epoch:
             self.skipped_before, self.batches_before = self.skipped, self.batches
             self.epoch, self.workers = info["epoch"], {}
         self.workers[int(info["worker"])] = {k: int(info[k]) for k in ("batches", "raw", "skipped")}
+        self.last_worker = int(info["worker"])
 
     @property
     def skipped(self) -> int:
@@ -251,9 +271,11 @@ class StreamPosition:
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "workers": {w: dict(p) for w, p in self.workers.items()},
-                "skipped_before": self.skipped_before, "batches_before": self.batches_before}
+                "skipped_before": self.skipped_before, "batches_before": self.batches_before,
+                "last_worker": self.last_worker}
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch = state["epoch"]
         self.workers = {int(w): dict(p) for w, p in state["workers"].items()}
         self.skipped_before, self.batches_before = int(state["skipped_before"]), int(state["batches_before"])
+        self.last_worker = state.get("last_worker")  # absent in older checkpoints: no rotation

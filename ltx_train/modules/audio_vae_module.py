@@ -13,11 +13,11 @@ from typing import Any
 import lightning as L
 import torch
 
-from ltx_train.config import to_plain
 
 from ltx_train.eval.audio_metrics import log_spectral_distance, masked_mean, mel_l1, spectral_convergence
 from ltx_train.models.audio.audio_vae import AudioVAE
 from ltx_train.models.audio.presets import audio_vae_config
+from ltx_train.modules.hparams import save_plain_hyperparameters
 from ltx_train.modules.optim import build_optimizer, lightning_scheduler, warmup_cosine
 
 
@@ -28,9 +28,7 @@ class AudioVAEModule(L.LightningModule):
                  kl_weight: float = 1e-3, sc_weight: float = 0.0):
         """``vae``: overrides of the preset's ``AudioVAEConfig`` fields (e.g. ``{latent_channels: 16}``)."""
         super().__init__()
-        self.save_hyperparameters()
-        for k, v in list(self.hparams.items()):     # checkpoints hold plain types only (weights_only loads)
-            self.hparams[k] = to_plain(v)
+        save_plain_hyperparameters(self)  # plain containers: the checkpoint loads with weights_only=True
         self.vae = AudioVAE(audio_vae_config(preset, **(vae or {})))
 
     def losses(self, batch: dict, sample_posterior: bool = True) -> dict[str, torch.Tensor]:

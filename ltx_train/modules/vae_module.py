@@ -24,6 +24,7 @@ from ltx_train.config import to_dataclass
 from ltx_train.models.vae import VideoVAE, VideoVAEConfig, crop_to_valid, preset
 from ltx_train.models.vae.discriminator import (PatchDiscriminator3d, PatchDiscriminatorConfig,
                                                 hinge_d_loss, hinge_g_loss)
+from ltx_train.modules.hparams import save_plain_hyperparameters
 from ltx_train.modules.optim import build_optimizer, lightning_scheduler, warmup_cosine
 
 
@@ -57,7 +58,7 @@ class VAEModule(L.LightningModule):
         super().__init__()
         vae = resolve_vae_config(vae).to_dict()  # hparams hold a plain dict: YAML- and checkpoint-safe
         betas = [float(b) for b in betas]
-        self.save_hyperparameters()
+        save_plain_hyperparameters(self)  # plain containers: the checkpoint loads with weights_only=True
         self.vae = VideoVAE(VideoVAEConfig.from_dict(vae))
         self.use_gan = gan_weight > 0
         self.automatic_optimization = not self.use_gan
@@ -117,8 +118,7 @@ class VAEModule(L.LightningModule):
             losses["gan_g"] = g_adv.detach()
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        self.clip_gradients(opt_g, gradient_clip_val=hp.grad_clip, gradient_clip_algorithm="norm")
-        opt_g.step()
+        opt_g.step()  # clipped in on_before_optimizer_step, after the non-finite guard saw the raw norm
         sched_g.step()
         if gan_on:
             self.untoggle_optimizer(opt_g)
@@ -126,7 +126,6 @@ class VAEModule(L.LightningModule):
             d_loss = hinge_d_loss(self.disc(x), self.disc(recon.detach()))
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
-            self.clip_gradients(opt_d, gradient_clip_val=hp.grad_clip, gradient_clip_algorithm="norm")
             opt_d.step()
             sched_d.step()
             self.untoggle_optimizer(opt_d)
@@ -135,6 +134,12 @@ class VAEModule(L.LightningModule):
         losses["loss"] = loss.detach()
         self._log_train(losses, batch, x.shape[0])
         return loss.detach()
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # manual (GAN) mode clips here: Lightning calls this hook after callbacks' (NonFiniteGuard) and
+        # before optimizer.step(); in automatic mode the trainer clips (trainer.gradient_clip_val)
+        if self.use_gan and self.hparams.grad_clip:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
 
     def on_validation_epoch_start(self) -> None:
         self.val_examples = []

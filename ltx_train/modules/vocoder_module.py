@@ -22,12 +22,13 @@ import lightning as L
 import torch
 
 from ltx_train.audio.mel import LogMel, MelConfig
-from ltx_train.config import to_dataclass, to_plain
+from ltx_train.config import to_dataclass
 from ltx_train.eval.audio_metrics import masked_mean, mel_l1
 from ltx_train.models.audio.discriminators import (Discriminators, discriminator_loss, feature_matching_loss,
                                                    generator_adversarial_loss)
 from ltx_train.models.audio.presets import discriminator_config, vocoder_config
 from ltx_train.models.audio.vocoder import HiFiGAN
+from ltx_train.modules.hparams import save_plain_hyperparameters
 from ltx_train.modules.optim import build_optimizer, warmup_cosine
 
 
@@ -56,9 +57,7 @@ class VocoderModule(L.LightningModule):
         """``generator`` / ``discriminator``: overrides of the preset's configs; ``mel``: ``MelConfig`` fields
         (must match the data's mel); ``segment_frames``: mel frames per training window."""
         super().__init__()
-        self.save_hyperparameters()
-        for k, v in list(self.hparams.items()):     # checkpoints hold plain types only (weights_only loads)
-            self.hparams[k] = to_plain(v)
+        save_plain_hyperparameters(self)  # plain containers: the checkpoint loads with weights_only=True
         self.automatic_optimization = False
         self.mel = LogMel(to_dataclass(MelConfig, mel or {}, path="mel"))
         self.generator = HiFiGAN(vocoder_config(preset, **(generator or {})))
@@ -74,12 +73,16 @@ class VocoderModule(L.LightningModule):
         """log-mel (B, n_mels, F) -> waveform (B, F * hop)."""
         return self.generator(mel)
 
-    def _step(self, opt, loss: torch.Tensor, params) -> None:
+    def _step(self, opt, loss: torch.Tensor) -> None:
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
+        opt.step()  # clipped in on_before_optimizer_step, after the non-finite guard saw the raw norm
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Lightning calls this after the callbacks' hook (NonFiniteGuard) and before optimizer.step()
         if self.hparams.grad_clip:
+            params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
             torch.nn.utils.clip_grad_norm_(params, self.hparams.grad_clip)
-        opt.step()
 
     def discriminator_step_loss(self, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """LSGAN loss of MPD + MSD on waves (B, S), averaged over clips with audio; ``fake`` is detached."""
@@ -117,12 +120,12 @@ class VocoderModule(L.LightningModule):
         if use_gan:
             with self.toggled_optimizer(opt_d):
                 d_loss = self.discriminator_step_loss(real, fake, mask)
-                self._step(opt_d, d_loss, self.discriminators.parameters())
+                self._step(opt_d, d_loss)
             sched_d.step()
             self.log("train/d_loss", d_loss, batch_size=n)
         with self.toggled_optimizer(opt_g):  # the discriminators pass gradients on but collect none
             out = self.generator_step_losses(real, fake, mask, use_gan)
-            self._step(opt_g, out["loss"], self.generator.parameters())
+            self._step(opt_g, out["loss"])
         sched_g.step()
         self.gen_steps += 1
         self.log_dict({f"train/{k}": v for k, v in out.items()}, prog_bar=True, batch_size=n)
