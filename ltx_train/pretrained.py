@@ -163,17 +163,28 @@ def load_component(path: str | Path, name: str | None = None, device: str | torc
 
 
 # ---------------------------------------------------------------------------- training checkpoints
-def safe_load_checkpoint(path: str | Path) -> dict:
+WHAT = {"vae": "video VAE", "audio_vae": "audio VAE", "vocoder": "vocoder", "model": "DiT"}
+
+
+def safe_load_checkpoint(path: str | Path, what: str = "") -> dict:
     """``torch.load(weights_only=True)``: a checkpoint can hold tensors and plain containers only, so a
     crafted pickle cannot run code here."""
+    import pickle
     path = Path(path)
+    label = f"{what} checkpoint" if what else "checkpoint"
     if not path.is_file():
-        raise PretrainedError(f"checkpoint not found: {path}")
+        raise PretrainedError(f"{label} not found: {path}")
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # UnpicklingError for foreign objects, RuntimeError/EOFError for truncated files
-        raise PretrainedError(f"{path}: not a loadable checkpoint of plain tensors and types "
-                              f"(refused or unreadable: {type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
+    except pickle.UnpicklingError as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise PretrainedError(f"{path}: refusing to load this {label}: it holds objects other than plain types "
+                              f"and tensors, and unpickling them could run code ({first}). Checkpoints written by "
+                              f"ltx-train hold plain types only; re-save an old, trusted one with "
+                              f"`python -m ltx_train.modules.convert_checkpoint SRC DST`") from e
+    except Exception as e:  # RuntimeError / EOFError for truncated or foreign files
+        raise PretrainedError(f"{path}: not a readable {label} ({type(e).__name__}: "
+                              f"{(str(e).splitlines() or [''])[0][:200]})") from e
 
 
 def record_component(checkpoint: dict, name: str, module: nn.Module, prefix: str,
@@ -196,7 +207,7 @@ def component_from_checkpoint(path: str | Path, name: str, use_ema: bool = True,
                               ckpt: dict | None = None) -> nn.Module:
     """Rebuild component ``name`` (e.g. "vae", "audio_vae", "vocoder", "model") from a training
     checkpoint, with its EMA weights when the checkpoint has them and ``use_ema``."""
-    ckpt = ckpt if ckpt is not None else safe_load_checkpoint(path)
+    ckpt = ckpt if ckpt is not None else safe_load_checkpoint(path, WHAT.get(name, name))
     comps = checkpoint_components(ckpt, path)
     if name not in comps:
         raise PretrainedError(f"{path}: holds {', '.join(sorted(comps))}, not a {name!r} component "

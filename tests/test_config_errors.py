@@ -50,7 +50,7 @@ def test_readme_config_errors_are_what_happens(synthetic_shards, tmp_path, args,
                                "(model.total_steps is an interpolation: override trainer.max_steps instead)"),
     ("trainer.precision=bf17", "trainer.precision: expected one of"),
     ("+model.lrr=1", "model.lrr: unknown key for VAEModule (valid keys: vae, lr,"),
-    ("callbacks.model_checkpoint.save_top_k=one", "callbacks.model_checkpoint.save_top_k: expected an integer"),
+    ("callbacks.model_checkpoint.keep_last=one", "callbacks.model_checkpoint.keep_last: expected an integer"),
 ])
 def test_bad_values_anywhere_are_named_before_building(tmp_path, override, message):
     # shards that do not exist: the data would fail if it were built, so the error proves nothing was

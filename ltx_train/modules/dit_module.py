@@ -34,6 +34,8 @@ from ltx_train.models.ltx import LTXModel, LTXModelConfig
 from ltx_train.models.text.connector import TextConnectorConfig, connector_preset
 from ltx_train.models.text.encoder import FrozenTextEncoder
 from ltx_train.modules.ema import EMA
+from ltx_train.modules.hparams import save_plain_hyperparameters
+from ltx_train.modules.nonfinite import step_skipped
 from ltx_train.modules.optim import build_optimizer, lightning_scheduler, warmup_cosine
 from ltx_train.objectives.joint import PHYSICS_KEYS, JointLossConfig, joint_losses
 from ltx_train.pretrained import component_from_checkpoint, load_component, record_component
@@ -77,9 +79,7 @@ class DiTModule(L.LightningModule):
         directory (``ltx-export`` / ``save_pretrained``): its model, VAEs and text-encoder reference
         replace ``dit``, ``connector``, ``text_encoder`` and the two checkpoints."""
         super().__init__()
-        self.save_hyperparameters()
-        for k, v in list(self.hparams.items()):     # checkpoints hold plain types only (weights_only loads)
-            self.hparams[k] = to_plain(v)
+        save_plain_hyperparameters(self)  # plain containers: the checkpoint loads with weights_only=True
         if train_mode not in ("all", "connector"):
             raise ConfigError(f"model.train_mode must be 'all' or 'connector', got {train_mode!r}")
         self.pcfg = to_dataclass(PhysicsConfig, physics or {}, "model.physics")
@@ -230,7 +230,7 @@ class DiTModule(L.LightningModule):
         return losses["loss"]
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        if self.ema is not None:
+        if self.ema is not None and not step_skipped(self):  # a skipped (non-finite) step moves nothing
             self.ema.update(self.model)
 
     def ema_weights(self):
