@@ -1,6 +1,7 @@
 """`ltx-export`: training checkpoints -> a pretrained directory (safetensors + json, no pickles).
 
     ltx-export checkpoint=<dit.ckpt> vocoder_checkpoint=<vocoder.ckpt> out=<dir> [dtype=bfloat16] [use_ema=true]
+    ltx-export checkpoint=<lora.ckpt> out=<dir>      # a LoRA run: the adapter alone, in peft's format
 
 The DiT checkpoint records its model, both frozen VAEs and the text encoder's reference
 (``DiTModule.on_save_checkpoint``), so it alone gives every component but the vocoder; without a
@@ -44,6 +45,11 @@ def export(cfg: DictConfig) -> Path:
     check_config(cfg)
     if cfg.dtype not in DTYPES:
         raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}")
+    if "lora" in safe_load_checkpoint(cfg.checkpoint):
+        from ltx_train.modules.lora_module import adapter_from_checkpoint
+        size = adapter_from_checkpoint(cfg.checkpoint, cfg.out, use_ema=cfg.use_ema)
+        print(f"[ltx-export] {cfg.out}: LoRA adapter, {size / 2**20:.2f} MiB (base: see adapter_config.json)")
+        return Path(cfg.out)
     pipe = pipeline_from_checkpoints(cfg.checkpoint, cfg.vocoder_checkpoint, use_ema=cfg.use_ema)
     if cfg.packaged_text_encoder:  # trained against a copy of the packaged MiniLM: refer to the package
         pipe.text_encoder.source_path = None

@@ -103,6 +103,7 @@ def test_a_second_signal_during_the_save_does_not_corrupt_it(tmp_path, monkeypat
         monkeypatch.setattr(checkpointing, "_torch_save", signalled_mid_write)
         AtomicCheckpointIO().save_checkpoint({"w": torch.ones(3)}, tmp_path / "c.ckpt")
     finally:
+        pre.cancel()  # the grace-time watchdog would end this (pytest's) process after grace_s
         signal.signal(signal.SIGTERM, old)
     assert torch.equal(torch.load(tmp_path / "c.ckpt", weights_only=True)["w"], torch.ones(3))
     assert pre.received == signal.SIGTERM and pre.exit_code == 143

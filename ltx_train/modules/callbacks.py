@@ -3,7 +3,8 @@
 - ``ReconstructionVideos``: the VAE module's ``val_examples`` -> original|reconstruction mp4s and a
   per-clip PSNR/SSIM table.
 - ``SampleVideos``: every N steps, generate clips with sound from fixed prompts with the DiT
-  module being trained (EMA weights) and write/log them.
+  module being trained (EMA weights) and write/log them; for a LoRA run each clip is shown beside
+  the base model's clip for the same prompt and seed (adapter | base).
 Files go to ``<trainer.default_root_dir>/samples/``; W&B gets them when a WandbLogger is attached.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from ltx_train.media import write_mp4
@@ -67,13 +69,19 @@ class SampleVideos(L.Callback):
         from ltx_train.pipeline import LTXVideoPipeline
         if self.vocoder_checkpoint and self._vocoder is None:
             self._vocoder = load_vocoder(self.vocoder_checkpoint)
-        vocoder = self._vocoder.to(pl_module.device) if self._vocoder is not None else None
+        vocoder = self._vocoder if self._vocoder is not None else getattr(pl_module, "sample_vocoder", None)
+        vocoder = vocoder.to(pl_module.device) if vocoder is not None else None
         was_training = pl_module.training
         try:
             with pl_module.ema_weights():
                 pipe = LTXVideoPipeline(pl_module.vae, pl_module.audio_vae, pl_module.model,
                                         pl_module.text_encoder, vocoder)
                 clips = pipe(self.prompts, **self.kwargs)
+                if getattr(pl_module, "has_lora", False):
+                    with pl_module.without_adapter():
+                        base = pipe(self.prompts, **self.kwargs)
+                    for clip, b in zip(clips, base):  # adapter | base, same prompt and seed
+                        clip.frames = np.concatenate([clip.frames, b.frames], axis=2)
         finally:
             pl_module.train(was_training)
         paths = []

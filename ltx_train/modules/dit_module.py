@@ -100,8 +100,7 @@ class DiTModule(L.LightningModule):
             self._set_text_encoder(te)
             self.model = LTXModel(self._model_config(dit, connector))
         self.text_encoder_cfg = te
-        if train_mode == "connector":
-            self.model.dit.requires_grad_(False)
+        self.configure_trainable()
         self.ema = EMA(self.model, ema_decay) if ema_decay > 0 else None
         # latent statistics are measured once, on the first training batch of every rank together
         self.register_buffer("stats_ready", torch.tensor(bool(init_from)))
@@ -144,6 +143,11 @@ class DiTModule(L.LightningModule):
         if self.pcfg.enabled and self.model.physics is None:
             log.info("init_from %s has no physics heads: the physics losses are off", path)
         log.info("initialised from %s (model, VAEs and text encoder; model.dit / model.connector ignored)", path)
+
+    def configure_trainable(self) -> None:
+        """Choose what trains (before the EMA and the optimiser see the parameters)."""
+        if self.hparams.train_mode == "connector":
+            self.model.dit.requires_grad_(False)
 
     # ------------------------------------------------------------------ Lightning hooks
     def on_fit_start(self) -> None:

@@ -48,6 +48,8 @@ class Preemption(L.Callback):
         self.saved_path: str | None = None
         self._saved = False
         self._deferred: dict[int, object] = {}
+        self._previous: dict[int, object] = {}
+        self._timer: threading.Timer | None = None
 
     @property
     def exit_code(self) -> int:
@@ -59,6 +61,7 @@ class Preemption(L.Callback):
             return
         for signum in self.signals:
             previous = signal.getsignal(signum)
+            self._previous[signum] = previous
             if signum != signal.SIGTERM and callable(previous):
                 self._deferred[signum] = previous  # e.g. Lightning's SLURM requeue: run at the step boundary
             signal.signal(signum, self._on_signal)
@@ -69,9 +72,23 @@ class Preemption(L.Callback):
             return
         self.received = signum
         _say(f"signal {signum}: saving a checkpoint after this step, exiting within {self.grace_s:g} s")
-        timer = threading.Timer(self.grace_s, self._expire)
-        timer.daemon = True
-        timer.start()
+        self._timer = threading.Timer(self.grace_s, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        """Stop the grace-time watchdog and put the previous signal handlers back (the fit is over:
+        the process exits on its own, or goes on with other work in a notebook or a test)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if threading.current_thread() is threading.main_thread():
+            for signum, previous in self._previous.items():
+                signal.signal(signum, previous)
+        self._previous.clear()
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        self.cancel()
 
     def _expire(self) -> None:
         _say(f"grace time of {self.grace_s:g} s after signal {self.received} expired: exiting now"
