@@ -14,11 +14,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from ltx_train.config import ConfigError, to_dataclass
 from ltx_train.generate import resolve_device
+from ltx_train.quiet import silence_library_noise
 from ltx_train.hydra_utils import CONF_DIR, build, check_config, register_resolvers
 
 log = logging.getLogger("ltx_train.evaluate")
 register_resolvers()
-TASKS = ("vae", "audio", "physics")
+silence_library_noise()
+TASKS = ("vae", "audio", "physics", "lora")
 
 
 def _need_file(cfg: DictConfig, key: str) -> Path:
@@ -107,13 +109,30 @@ def eval_physics(cfg: DictConfig, out: Path, device) -> dict:
     return run(shards, cfg.generated, cfg.limit, str(out / "report.json"))
 
 
+def eval_lora(cfg: DictConfig, out: Path, device) -> dict:
+    from ltx_train.eval.lora_effect import default_prompts, weight_sweep
+    from ltx_train.lora import parse_lora_spec
+    from ltx_train.pipeline import LTXVideoPipeline
+
+    if not cfg.pretrained or not Path(cfg.pretrained).is_dir():
+        raise ConfigError(f"task=lora needs pretrained=<dir> (the base), got {cfg.pretrained!r}")
+    if not cfg.lora:
+        raise ConfigError("task=lora needs lora=[adapter_dir,...] (the adapters whose weight is swept)")
+    paths = [p for p, _ in parse_lora_spec(OmegaConf.to_object(cfg.lora) if OmegaConf.is_config(cfg.lora) else cfg.lora)]
+    prompts = list(cfg.prompts) if cfg.prompts else default_prompts(cfg.limit, cfg.height, cfg.width)
+    pipe = LTXVideoPipeline.from_pretrained(cfg.pretrained, device=device)
+    return weight_sweep(pipe, [(f"a{i}", p) for i, p in enumerate(paths)], list(cfg.weights), prompts, out,
+                        palette=cfg.palette, steps=cfg.steps, height=cfg.height, width=cfg.width,
+                        seconds=cfg.seconds, seed=cfg.seed)
+
+
 def evaluate(cfg: DictConfig) -> dict:
     check_config(cfg)
     if cfg.task not in TASKS:
         raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {cfg.task!r}")
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = {"vae": eval_vae, "audio": eval_audio, "physics": eval_physics}[cfg.task](
+    report = {"vae": eval_vae, "audio": eval_audio, "physics": eval_physics, "lora": eval_lora}[cfg.task](
         cfg, out, resolve_device(cfg.device))
     print(f"[ltx-eval] task={cfg.task} report: {out / 'report.json'}")
     print(json.dumps(_summary(cfg.task, report), indent=2, default=str))
@@ -123,6 +142,8 @@ def evaluate(cfg: DictConfig) -> dict:
 def _summary(task: str, report: dict) -> dict:
     if task == "audio":
         return {"num_clips": report.get("num_clips"), **report.get("rows", {})}
+    if task == "lora":
+        return {w: {k: v for k, v in r.items() if k.startswith("mean_")} for w, r in report["weights"].items()}
     if task == "physics":
         return {k: v.get("summary") for k, v in report.items() if isinstance(v, dict)}
     return {k: report[k] for k in ("psnr", "ssim", "num_clips", "seconds") if k in report}

@@ -17,11 +17,13 @@ import torch
 from omegaconf import DictConfig
 
 from ltx_train.config import ConfigError
+from ltx_train.quiet import silence_library_noise
 from ltx_train.hydra_utils import CONF_DIR, check_config, register_resolvers
 from ltx_train.pretrained import component_from_checkpoint, safe_load_checkpoint
 
 log = logging.getLogger("ltx_train.export")
 register_resolvers()
+silence_library_noise()
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 

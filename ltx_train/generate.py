@@ -32,11 +32,13 @@ import torch
 from omegaconf import DictConfig
 
 from ltx_train.config import ConfigError, to_dataclass, to_plain
+from ltx_train.quiet import silence_library_noise
 from ltx_train.hydra_utils import CONF_DIR, check_config, register_resolvers
 from ltx_train.media import MediaError, read_first_frame
 
 log = logging.getLogger("ltx_train.generate")
 register_resolvers()
+silence_library_noise()
 
 
 def resolve_device(name: str) -> torch.device:

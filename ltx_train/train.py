@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ltx_train.config import ConfigError
 from ltx_train.data.bad_metrics import BadSampleMetrics
+from ltx_train.quiet import silence_library_noise
 from ltx_train.hydra_utils import CONF_DIR, build, build_all, check_config, check_targets, register_resolvers
 from ltx_train.modules.checkpointing import AtomicCheckpointIO
 from ltx_train.modules.preemption import Preemption
@@ -32,6 +33,7 @@ from ltx_train.modules.run_state import RunState
 
 log = logging.getLogger("ltx_train.train")
 register_resolvers()
+silence_library_noise()
 
 
 def train(cfg: DictConfig) -> dict[str, float]:

@@ -1,0 +1,37 @@
+"""Messages a user can do nothing about, silenced in one place, each with the reason it is noise here.
+
+Called by every entry point (``ltx-train``, ``ltx-eval``, ``ltx-generate``, ``ltx-export``) so that
+what a run prints is what matters: progress, metrics, skipped samples, errors.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+
+# (message regex, why it does not apply to this framework)
+IGNORED_WARNINGS = [
+    (r".*isinstance\(treespec, LeafSpec\)",
+     "Lightning 2.6's pytree shim on torch >= 2.10: library code, fixed upstream, harmless"),
+    (r"Your `IterableDataset` has `__len__` defined",
+     "our streams split shards/seeds per rank and worker (tests/test_datamodule.py), so __len__ is exact"),
+    (r"The number of training batches \(\d+\) is smaller than the logging interval",
+     "a small repeated dataset: Lightning still logs every log_every_n_steps steps across epochs"),
+    (r"Found \d+ module\(s\) in eval mode at the start of training",
+     "the frozen VAEs, encoders and LoRA bases are in eval mode on purpose"),
+]
+
+
+class _DropTips(logging.Filter):
+    """Lightning's advertising tip for its cloud logger, printed at every fit."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+def silence_library_noise() -> None:
+    for pattern, _why in IGNORED_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropTips) for f in logger.filters):
+            logger.addFilter(_DropTips())
