@@ -33,6 +33,13 @@ def _need_file(cfg: DictConfig, key: str) -> Path:
     return path
 
 
+def _need_dir(cfg: DictConfig, key: str) -> Path:
+    path = Path(OmegaConf.select(cfg, key))
+    if not path.is_dir():
+        raise ConfigError(f"{key}: no such directory {path}")
+    return path
+
+
 def val_batches(cfg: DictConfig, shards: str | list | None = None, limit: int | None = -1):
     """Validation batches of the data config over ``shards`` (default: its val shards).
 
@@ -55,7 +62,11 @@ def eval_vae(cfg: DictConfig, out: Path, device) -> dict:
     from ltx_train.models.vae.tiling import TileConfig
     from ltx_train.modules.frozen import load_video_vae
 
-    vae = load_video_vae(_need_file(cfg, "checkpoint")).to(device)
+    if cfg.pretrained:  # a pretrained directory's VAE (ltx-export / save_pretrained)
+        from ltx_train.pretrained import load_component
+        vae = load_component(_need_dir(cfg, "pretrained"), "vae", device=device, expect="VideoVAE")
+    else:
+        vae = load_video_vae(_need_file(cfg, "checkpoint")).to(device)
     tile = to_dataclass(TileConfig, cfg.tile, "tile") if cfg.tile else None
     with tempfile.TemporaryDirectory() as tmp:
         shards, limit, source = cfg.shards, -1, f"shards {cfg.shards or OmegaConf.select(cfg, 'data.val_shards')}"
@@ -88,6 +99,13 @@ def eval_audio(cfg: DictConfig, out: Path, device) -> dict:
     from ltx_train.modules.frozen import load_audio_vae, load_module
     from ltx_train.modules.vocoder_module import VocoderModule
 
+    if cfg.pretrained:  # a pretrained directory's vocoder and audio VAE, with the model's mel front-end
+        from ltx_train.pipeline import LTXVideoPipeline
+        pipe = LTXVideoPipeline.from_pretrained(_need_dir(cfg, "pretrained"), device=device)
+        if pipe.vocoder is None:
+            raise ConfigError(f"pretrained: {cfg.pretrained} has no vocoder (it generates with Griffin-Lim)")
+        return evaluate_audio(pipe.vocoder, val_batches(cfg, cfg.shards), pipe.mel, out, max_wavs=cfg.max_save,
+                              audio_vae=pipe.audio_vae)
     module = load_module(VocoderModule, _need_file(cfg, "checkpoint"), "vocoder").to(device)  # weights_only=True
     audio_vae = None
     if cfg.audio_vae_checkpoint:

@@ -131,11 +131,21 @@ def test_dit_trains_then_generates_playable_mp4_with_audio(trained, synthetic_sh
                                 f"vocoder_checkpoint={ckpts['vocoder_tiny']}", f"out={tmp_path}/pretrained"))
     again = generate(cfg_for("generate", tmp_path / "gen2", synthetic_shards, f"pretrained={pretrained}", "steps=2",
                              "seconds=1.0", "prompts=[a red rubber ball falls,a blue box slides]"))
-    for a, b in zip(again, paths):
-        # the sampled frames are equal (test_pipeline.py checks them bit for bit); two H.264 files of
-        # the same near-noise frames were seen to differ after the first frames, so compare frame 0
-        fa, fb = _frames(a), _frames(b)
-        assert fa.shape == fb.shape and abs(fa[0] - fb[0]).mean() < 1.0
+    assert len(again) == 2
+    # the exported directory samples exactly what the checkpoint samples (compared before H.264, which
+    # was seen to encode the same near-noise frames differently from one call to the next)
+    from ltx_train.export import pipeline_from_checkpoints
+    from ltx_train.pipeline import LTXVideoPipeline
+    a = pipeline_from_checkpoints(out / "checkpoints" / "last.ckpt", ckpts["vocoder_tiny"])
+    b = LTXVideoPipeline.from_pretrained(pretrained)
+    for x, y in zip(a(["a red rubber ball falls"], steps=2), b(["a red rubber ball falls"], steps=2)):
+        assert (x.frames == y.frames).all() and (x.audio == y.audio).all()
+    # ltx-eval reads the directory's VAE and vocoder
+    vae_report = evaluate(cfg_for("eval", tmp_path / "ev", synthetic_shards, "task=vae", f"pretrained={pretrained}",
+                                  "limit=2", "max_save=0"))
+    audio_report = evaluate(cfg_for("eval", tmp_path / "ea", synthetic_shards, "task=audio", f"pretrained={pretrained}",
+                                    "limit=2", "max_save=0"))
+    assert vae_report["num_clips"] == 2 and "vocoder" in audio_report["rows"]
     metrics = train(cfg_for("train", tmp_path / "ft", synthetic_shards, "experiment=dit_tiny", "trainer.max_steps=1",
                             f"model.init_from={pretrained}", "~callbacks.sample_videos", *FAST))
     assert metrics["train/loss"] == metrics["train/loss"]
