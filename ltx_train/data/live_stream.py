@@ -23,7 +23,6 @@ import dataclasses
 import hashlib
 import json
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from torch.utils.data import IterableDataset, default_collate, get_worker_info
 
 from ltx_train.audio.mel import LogMel, MelConfig
 from ltx_train.data.synth import VAL_SEED_OFFSET, SynthConfig, render_clip
+from ltx_train.data.threads import one_thread
 from ltx_train.data.transforms import CropGeometry, frames_to_clip, plan_resize_crop
 
 
@@ -105,20 +105,6 @@ class RenderCache:
         tmp.replace(self.dir / f"{seed}.npz")
 
 
-@contextmanager
-def _one_thread(enabled: bool):
-    """Render single-threaded in the main process: torch's intra-op pool only slows one clip's log-mel
-    (workers already run with one thread)."""
-    before = torch.get_num_threads()
-    if enabled and before > 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
-
-
 class LiveStream(IterableDataset):
     """Batches of rendered clips for one role; see the module docstring.
 
@@ -190,7 +176,7 @@ class LiveStream(IterableDataset):
         mel = LogMel(self.mel)
         cache = RenderCache(self.cache_dir, self.synth, self.mel, self.max_objects) if self.cache_dir else None
         for j in range(start + worker, len(self), workers):
-            with _one_thread(info is None):
+            with one_thread(info is None):
                 samples = [self._sample(int(s), mel, cache) for s in seeds[j * self.batch_size:(j + 1) * self.batch_size]]
             batch = default_collate(samples)  # in a worker it stacks straight into shared memory
             batch["skipped"] = torch.tensor(0, dtype=torch.int64)  # rendering never skips; kept for the contract

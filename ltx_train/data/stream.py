@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import random
 import warnings
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -37,26 +36,10 @@ from webdataset.utils import make_seed
 from ltx_train.audio.mel import LogMel, MelConfig
 from ltx_train.data.badsamples import BadSamples, classify
 from ltx_train.data.badsamples import SkippedSampleWarning  # noqa: F401  (re-exported: callers import it from here)
+from ltx_train.data.threads import one_thread
 from ltx_train.data.decode import DECODE_ERRORS, ClipConfig, decode_sample
 
 MAX_CONSECUTIVE_SKIPS = 1000  # a stream that decodes nothing should fail, not spin forever
-
-
-@contextmanager
-def _one_thread(enabled: bool):
-    """Run one clip's decode single-threaded in the main process (num_workers=0).
-
-    DataLoader workers already run torch with one thread; in the main process the intra-op pool
-    costs more than it gains on one clip's small tensors (30x slower log-mel on a busy 2-core box).
-    """
-    before = torch.get_num_threads()
-    if enabled and before > 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 def _split(total: int, part: int, parts: int) -> int:
@@ -187,7 +170,7 @@ class ShardStream(IterableDataset):
             n_raw += 1
             rng = np.random.default_rng([base, n_raw]) if self.train else None
             try:
-                with _one_thread(get_worker_info() is None):
+                with one_thread(get_worker_info() is None):
                     buf.append(decode_sample(sample, self.clip, mel, rng))
                 produced, failures = produced + 1, 0
                 counts["bad"].good(sample.get("__url__"))
