@@ -124,3 +124,17 @@ def test_a_lora_resume_refuses_another_base_or_a_different_adapter(lora_base, ba
     # strict_loading=False alone would drop the checkpoint's EMA averages without a word
     with pytest.raises(ConfigError, match=r"trained tensors not in this model, e.g. 'ema\."):
         train(cfg_for("train", tmp_path / "c", synthetic_shards, *args, *lora_base, "model.ema_decay=0", ckpt))
+
+
+def test_the_dit_checkpoint_holds_the_ema_of_its_step_and_a_skipped_step_moves_none(frozen_vaes, synthetic_shards,
+                                                                                    tmp_path):
+    args = ["experiment=dit_tiny", "trainer.max_steps=4", "~callbacks.sample_videos", *TINY, *frozen_vaes,
+            "trainer.val_check_interval=1", "+callbacks.poison._target_=fault_hooks.PoisonBatches",
+            "+callbacks.poison.start=3", "model.physics.enabled=false"]  # the 4th batch is NaN: its step is skipped
+    train(cfg_for("train", tmp_path, synthetic_shards, *args))
+    ckpts = tmp_path / "checkpoints"
+    for step, updates in ((2, 2), (3, 3), (4, 3)):
+        sd = torch.load(ckpts / f"step{step:06d}.ckpt", weights_only=True)["state_dict"]
+        assert int(sd["ema.num_updates"]) == updates, step
+    before, after = (torch.load(ckpts / f"step{s:06d}.ckpt", weights_only=True)["state_dict"] for s in (3, 4))
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("ema.", "model.")))
