@@ -119,7 +119,8 @@ def test_a_lora_resume_refuses_another_base_or_a_different_adapter(lora_base, ba
     train(cfg_for("train", tmp_path / "run", synthetic_shards, *args, *lora_base))
     ckpt = f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}"
     other = shutil.copytree(base_dir, tmp_path / "other_base")  # the same weights at another path
-    with pytest.raises(ConfigError, match=re.escape(f"trained on base={base_dir.resolve()}, but this run has base={other}")):
+    refusal = re.escape(f"trained on base={base_dir.resolve()}, but this run has base={other}")
+    with pytest.raises(ConfigError, match=refusal):
         train(cfg_for("train", tmp_path / "b", synthetic_shards, *args, f"base={other}", ckpt))
     # strict_loading=False alone would drop the checkpoint's EMA averages without a word
     with pytest.raises(ConfigError, match=r"trained tensors not in this model, e.g. 'ema\."):
@@ -128,9 +129,10 @@ def test_a_lora_resume_refuses_another_base_or_a_different_adapter(lora_base, ba
 
 def test_the_dit_checkpoint_holds_the_ema_of_its_step_and_a_skipped_step_moves_none(frozen_vaes, synthetic_shards,
                                                                                     tmp_path):
+    # the 4th batch is NaN, its step skipped (physics off: the hook's NaN fps would not make an annotation)
     args = ["experiment=dit_tiny", "trainer.max_steps=4", "~callbacks.sample_videos", *TINY, *frozen_vaes,
             "trainer.val_check_interval=1", "+callbacks.poison._target_=fault_hooks.PoisonBatches",
-            "+callbacks.poison.start=3", "model.physics.enabled=false"]  # the 4th batch is NaN: its step is skipped
+            "+callbacks.poison.start=3", "model.physics.enabled=false"]
     train(cfg_for("train", tmp_path, synthetic_shards, *args))
     ckpts = tmp_path / "checkpoints"
     for step, updates in ((2, 2), (3, 3), (4, 3)):
