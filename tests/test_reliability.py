@@ -163,7 +163,8 @@ def test_guard_skips_both_optimisers_of_the_manual_vocoder_and_a_good_batch_rese
     good = batch_of(torch.stack([impact_clip(4000, (0.1,), seed=s) for s in range(2)]))
     bad = {**good, "mel": torch.full_like(good["mel"], float("nan"))}
     guard = NonFiniteGuard(max_consecutive=2)
-    trainer = L.Trainer(max_steps=8, callbacks=[guard], **QUIET)  # 2 optimiser steps per batch
+    # 2 optimiser steps per batch; no checkpoint (Lightning's default went to <cwd>/checkpoints/epoch=0-step=8*.ckpt)
+    trainer = L.Trainer(max_steps=8, callbacks=[guard], enable_checkpointing=False, **QUIET)
     before = {k: v.clone() for k, v in module.state_dict().items()}
     trainer.fit(module, DataLoader([good, bad, good, bad], batch_size=None))
     assert guard.skipped == 4 and guard.consecutive == 1  # 2 bad batches x (D + G), not in a row

@@ -233,7 +233,11 @@ class DiTModule(L.LightningModule):
             self.log("data/skipped", torch.as_tensor(batch["skipped"]).float().max(), batch_size=1)
         return losses["loss"]
 
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # The EMA follows each optimiser step here, not in on_train_batch_end: Lightning runs the callbacks'
+        # on_train_batch_end (ModelCheckpoint, Preemption: the saves) before the module's, so a checkpoint
+        # held the EMA one update behind its weights and a run resumed from it never made that update.
         if self.ema is not None and not step_skipped(self):  # a skipped (non-finite) step moves nothing
             self.ema.update(self.model)
 

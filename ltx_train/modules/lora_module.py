@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from ltx_train.config import to_dataclass
+from ltx_train.config import ConfigError, to_dataclass
 from ltx_train.lora import LoRAConfig, add_lora, disable_lora, enable_lora, save_lora
 from ltx_train.modules.dit_module import DiTModule
 from ltx_train.modules.hparams import save_plain_hyperparameters
@@ -84,6 +84,26 @@ class LoRAModule(DiTModule):
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if self._trained_key(k)}
         checkpoint["lora"] = {"base": self.base, "config": dataclasses.asdict(self.lora_cfg),
                               "adapter_name": self.adapter_name, "ema": self.ema is not None}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse a checkpoint this module cannot continue exactly. It loads with ``strict_loading=False``
+        (it omits the base), which alone would silently skip any adapter or EMA tensor the two disagree
+        on and leave it at its initial value; and an adapter only fits the base it was trained on."""
+        rec = checkpoint.get("lora")
+        if not rec:
+            raise ConfigError("ckpt_path: not a LoRA checkpoint (no 'lora' record); a DiT checkpoint "
+                              "resumes with experiment=dit_*, or export it and pass it as base=")
+        if str(Path(rec["base"]).resolve()) != self.base:
+            raise ConfigError(f"ckpt_path: this LoRA checkpoint was trained on base={rec['base']}, but this run "
+                              f"has base={self.base}; the adapter only fits its own base: resume with "
+                              f"base={rec['base']}")
+        expected = {k for k in self.state_dict() if self._trained_key(k)}
+        saved = set(checkpoint["state_dict"])
+        for what, keys in (("missing from the checkpoint", expected - saved), ("not in this model", saved - expected)):
+            if keys:
+                raise ConfigError(f"ckpt_path: {len(keys)} trained tensors {what}, e.g. {sorted(keys)[0]!r}: "
+                                  f"model.lora / model.ema_decay differ from the run that wrote it "
+                                  f"(its LoRA config: {rec['config']}, EMA: {rec['ema']})")
 
     def on_fit_end(self) -> None:
         if self.trainer is None or not self.trainer.is_global_zero:

@@ -14,7 +14,8 @@ batches in a row with a skipped step, ``NonFiniteError`` stops the fit, naming t
 sample keys; it is raised before the batch's checkpoint would be written, and ``SafeModelCheckpoint``
 never writes non-finite weights, so the newest checkpoint is the last finite one.
 
-The check costs one host sync per optimiser step. A module with an EMA updates it only after a real step::
+The check costs one host sync per optimiser step. A module with an EMA updates it only after a real step
+(in ``optimizer_step``, after ``super().optimizer_step(...)``, so the batch's checkpoint holds it)::
 
     if self.ema is not None and not step_skipped(self):
         self.ema.update(self.denoiser)
