@@ -31,3 +31,19 @@ def log_table(trainer: L.Trainer, key: str, columns: list[str], rows: list[list]
     import wandb
     for run in runs:
         run.log({key: wandb.Table(columns=columns, data=rows), "trainer/global_step": trainer.global_step})
+
+
+def log_audio(trainer: L.Trainer, key: str, clips: list[tuple]) -> None:
+    """Log (waveform (S,) float in [-1, 1], sample_rate, caption) tuples as W&B audio players, so the
+    sound of a sample can be heard on its own as well as in its mp4; a no-op without a W&B logger."""
+    runs = _wandb_runs(trainer)
+    if not runs or not clips:
+        return
+    import wandb
+    audio = [wandb.Audio(a, sample_rate=int(sr), caption=c) for a, sr, c in clips]
+    for run in runs:
+        run.log({key: audio, "trainer/global_step": trainer.global_step})
+
+
+def has_wandb(trainer: L.Trainer) -> bool:
+    return bool(_wandb_runs(trainer))
