@@ -2,13 +2,17 @@
 
     ltx-train experiment=vae_tiny                       # the README's CPU job
     ltx-train experiment=dit_pretrain trainer=gpu logger=wandb
-    ltx-train -m experiment=vae_tiny model.lr=1e-4,3e-4  # Hydra multirun sweep
+    ltx-train -m experiment=vae_tiny model.lr=1e-4,3e-4 logger=wandb  # Hydra multirun: one W&B run per job
+    ltx-train experiment=vae_tiny hparams_search=vae_optuna            # Optuna TPE; main returns optimized_metric
     ltx-train experiment=vae_tiny ckpt_path=outputs/vae_tiny/runs/<run>/checkpoints/last.ckpt  # resume
 
 Reliability (experiments/reliability.md): checkpoints are written atomically and hold plain types only
 (``AtomicCheckpointIO``); RNG streams and provenance ride along (``RunState``); a resume continues in the
 checkpoint's run directory (``resume.in_place``), appending to its CSV log; SIGTERM / SIGUSR1 save and
 exit with 128 + signum (``callbacks.preemption``); non-finite steps are skipped (``callbacks.nonfinite``).
+
+Tracking (``tracking.py``): each job's W&B run is named and grouped from the sweep, gets the provenance in
+its config, and is finished when the job ends, also when it fails, so the next job of a multirun starts its own.
 """
 from __future__ import annotations
 
