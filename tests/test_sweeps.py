@@ -170,3 +170,25 @@ def test_physics_rows_judge_a_clip_against_its_prompt():
     assert row["objects_tracked"] == row["objects"] >= 1
     assert row["gravity_angle_deg"] < 15.0, row     # a real render: near the tracker's ceiling
     assert rows[1][3:] == rows[0][3:]
+
+
+def test_dit_run_logs_samples_with_their_audio_and_a_physics_table(synthetic_shards, tmp_path, monkeypatch):
+    from test_entrypoints import cfg_for
+
+    from ltx_train.train import train
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    for k, v in dict(WANDB_SILENT="true", WANDB_CONFIG_DIR=tmp_path / "wbc", WANDB_CACHE_DIR=tmp_path / "wbk",
+                     WANDB_DATA_DIR=tmp_path / "wbd").items():
+        monkeypatch.setenv(k, str(v))
+    for name in ("vae_tiny", "audio_vae_tiny"):
+        train(cfg_for("train", tmp_path / name, synthetic_shards, f"experiment={name}", *TINY))
+    out = tmp_path / "dit"
+    train(cfg_for("train", out, synthetic_shards, "experiment=dit_tiny", *TINY, "logger=wandb",
+                  "callbacks.sample_videos.steps=2", f"model.vae_checkpoint={tmp_path}/vae_tiny/checkpoints/last.ckpt",
+                  f"model.audio_vae_checkpoint={tmp_path}/audio_vae_tiny/checkpoints/last.ckpt"))
+    run = wandb_records(out)
+    media = run["dir"] / "files" / "media"
+    assert list(media.rglob("samples_*.mp4")) and list(media.rglob("audio_*.wav"))
+    table = json.loads(next(media.rglob("physics_*.table.json")).read_text())
+    assert table["columns"][3] == "gravity_angle_deg" and len(table["data"]) == 1
+    assert run["run"]["job_type"] == "dit" and run["exit"].get("exit_code", 0) == 0

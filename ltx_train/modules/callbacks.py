@@ -91,7 +91,11 @@ class SampleVideos(L.Callback):
             paths.append(LTXVideoPipeline.save(clip, _samples_dir(trainer) / f"sample_step{step:06d}_{i}.mp4"))
         log_videos(trainer, "samples", paths, [c.prompt[:200] for c in clips])
         if has_wandb(trainer):  # the tracker costs a little CPU per clip: only when someone looks
-            log_audio(trainer, "samples/audio", [(c.audio, c.sample_rate, c.prompt[:200]) for c in clips])
+            from ltx_train.eval.audio_eval import write_wav
+            wavs = [p.with_suffix(".wav") for p in paths]
+            for wav, clip in zip(wavs, clips):
+                write_wav(wav, clip.audio, clip.sample_rate)
+            log_audio(trainer, "samples/audio", wavs, [c.prompt[:200] for c in clips])
             log_table(trainer, "samples/physics", PHYSICS_COLUMNS, physics_rows(step, clips, self.kwargs["width"]))
         log.info("wrote %d samples at step %d", len(paths), step)
 
