@@ -28,7 +28,16 @@ class _DropTips(logging.Filter):
         return "litlogger" not in record.getMessage()
 
 
+# loggers that print at INFO through Hydra's root handler although nothing is wrong
+QUIET_LOGGERS = {
+    "alembic": "Optuna's database layer lists its schema plugins at import ('setup plugin ...'), "
+               "once per hparams_search sweep even without a database",
+}
+
+
 def silence_library_noise() -> None:
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     for pattern, _why in IGNORED_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):

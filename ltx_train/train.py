@@ -2,13 +2,17 @@
 
     ltx-train experiment=vae_tiny                       # the README's CPU job
     ltx-train experiment=dit_pretrain trainer=gpu logger=wandb
-    ltx-train -m experiment=vae_tiny model.lr=1e-4,3e-4  # Hydra multirun sweep
+    ltx-train -m experiment=vae_tiny model.lr=1e-4,3e-4 logger=wandb  # Hydra multirun: one W&B run per job
+    ltx-train experiment=vae_tiny hparams_search=vae_optuna            # Optuna TPE; main returns optimized_metric
     ltx-train experiment=vae_tiny ckpt_path=outputs/vae_tiny/runs/<run>/checkpoints/last.ckpt  # resume
 
 Reliability (experiments/reliability.md): checkpoints are written atomically and hold plain types only
 (``AtomicCheckpointIO``); RNG streams and provenance ride along (``RunState``); a resume continues in the
 checkpoint's run directory (``resume.in_place``), appending to its CSV log; SIGTERM / SIGUSR1 save and
 exit with 128 + signum (``callbacks.preemption``); non-finite steps are skipped (``callbacks.nonfinite``).
+
+Tracking (``tracking.py``): each job's W&B run is named and grouped from the sweep, gets the provenance in
+its config, and is finished when the job ends, also when it fails, so the next job of a multirun starts its own.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ from ltx_train.hydra_utils import CONF_DIR, build, build_all, check_config, chec
 from ltx_train.modules.checkpointing import AtomicCheckpointIO
 from ltx_train.modules.preemption import Preemption
 from ltx_train.modules.run_state import RunState
+from ltx_train.tracking import finish_wandb, fill_wandb_identity, provenance, run_identity
 
 log = logging.getLogger("ltx_train.train")
 register_resolvers()
@@ -51,23 +56,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
         callbacks.append(BadSampleMetrics())
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a progress bar callback then
         callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
+    identity = run_identity(cfg)
+    fill_wandb_identity(cfg, identity)   # name / group / job_type of this job, where the config has none
     plain_cfg = OmegaConf.to_container(cfg, resolve=True)
     callbacks.append(RunState(config=plain_cfg, output_dir=str(cfg.paths.output_dir)))
     loggers = build_all(cfg, "logger")
-    trainer: L.Trainer = build(cfg, "trainer", callbacks=callbacks, logger=loggers or False,
-                               **_checkpoint_plugins(cfg))
-    for lg in loggers:
-        lg.log_hyperparams(plain_cfg)
-
-    preempt = next((cb for cb in callbacks if isinstance(cb, Preemption)), None)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    except SIGTERMException:  # Lightning's stop after SIGTERM/SIGUSR1 is a SystemExit with status 0
-        _stopped_by_signal(trainer, preempt)
-    if preempt is not None and preempt.received is not None:  # the signal came during the last step
-        _stopped_by_signal(trainer, preempt)
-    if cfg.get("test_after_fit"):
-        trainer.validate(module, datamodule=datamodule)
+        trainer = _fit(cfg, module, datamodule, callbacks, loggers, plain_cfg, identity)
+    except BaseException as e:
+        if not isinstance(e, (SystemExit, KeyboardInterrupt)):  # in the job's log: a sweep goes on
+            log.error("run failed: %s: %s", type(e).__name__, e)
+        finish_wandb(loggers, e)
+        raise
+    finish_wandb(loggers)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     out = Path(cfg.paths.output_dir)
@@ -80,6 +81,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
         print(f"[ltx-train] last checkpoint: {last}")
     print("[ltx-train] metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
     return metrics
+
+
+def _fit(cfg: DictConfig, module, datamodule, callbacks: list, loggers: list, plain_cfg: dict,
+         identity: dict) -> L.Trainer:
+    trainer: L.Trainer = build(cfg, "trainer", callbacks=callbacks, logger=loggers or False,
+                               **_checkpoint_plugins(cfg))
+    # the resolved config plus git commit, overrides, versions and data manifests (W&B config, hparams.yaml)
+    hparams = {**plain_cfg, "provenance": provenance(cfg, identity)}
+    for lg in loggers:
+        lg.log_hyperparams(hparams)
+    preempt = next((cb for cb in callbacks if isinstance(cb, Preemption)), None)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    except SIGTERMException:  # Lightning's stop after SIGTERM/SIGUSR1 is a SystemExit with status 0
+        _stopped_by_signal(trainer, preempt)
+    if preempt is not None and preempt.received is not None:  # the signal came during the last step
+        _stopped_by_signal(trainer, preempt)
+    if cfg.get("test_after_fit"):
+        trainer.validate(module, datamodule=datamodule)
+    return trainer
 
 
 def _stopped_by_signal(trainer: L.Trainer, preempt: Preemption | None) -> None:
@@ -130,9 +151,21 @@ def resume_in_place(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
-    # Hydra sweepers (hparams_search) minimise/maximise the value returned here.
+    return objective(cfg, metrics)
+
+
+def objective(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
+    """The value of ``optimized_metric`` that Hydra's sweepers (``hparams_search``) minimise/maximise.
+
+    A diverged run returns NaN, which the Optuna sweeper records as a failed trial; a metric that the
+    run never logged is a config error naming the key and the metrics there are."""
     name = cfg.get("optimized_metric")
-    return metrics.get(name) if name else None
+    if not name:
+        return None
+    if name not in metrics:
+        raise ConfigError(f"optimized_metric: {name!r} was not logged by this run; logged: "
+                          f"{', '.join(sorted(metrics)) or '(nothing)'}")
+    return metrics[name]
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@
   per-clip PSNR/SSIM table.
 - ``SampleVideos``: every N steps, generate clips with sound from fixed prompts with the DiT
   module being trained (EMA weights) and write/log them; for a LoRA run each clip is shown beside
-  the base model's clip for the same prompt and seed (adapter | base).
+  the base model's clip for the same prompt and seed (adapter | base). With W&B also each clip's
+  audio on its own and a physics table (``physics_rows``: the tracked gravity angle, bounces and
+  A/V sync of each clip against its prompt, as ``ltx-eval task=physics`` measures them).
 Files go to ``<trainer.default_root_dir>/samples/``; W&B gets them when a WandbLogger is attached.
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 
 from ltx_train.media import write_mp4
 from ltx_train.eval.video_io import side_by_side
-from ltx_train.modules.media import log_table, log_videos
+from ltx_train.modules.media import has_wandb, log_audio, log_table, log_videos
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +90,32 @@ class SampleVideos(L.Callback):
         for i, clip in enumerate(clips):
             paths.append(LTXVideoPipeline.save(clip, _samples_dir(trainer) / f"sample_step{step:06d}_{i}.mp4"))
         log_videos(trainer, "samples", paths, [c.prompt[:200] for c in clips])
+        if has_wandb(trainer):  # the tracker costs a little CPU per clip: only when someone looks
+            from ltx_train.eval.audio_eval import write_wav
+            wavs = [p.with_suffix(".wav") for p in paths]
+            for wav, clip in zip(wavs, clips):
+                write_wav(wav, clip.audio, clip.sample_rate)
+            log_audio(trainer, "samples/audio", wavs, [c.prompt[:200] for c in clips])
+            log_table(trainer, "samples/physics", PHYSICS_COLUMNS, physics_rows(step, clips, self.kwargs["width"]))
         log.info("wrote %d samples at step %d", len(paths), step)
 
+
+
+PHYSICS_COLUMNS = ["step", "clip", "prompt", "gravity_angle_deg", "bounces", "bounces_expected",
+                   "objects_tracked", "objects", "sync_within_2_frames"]
+
+
+def physics_rows(step: int, clips: list, width: int) -> list[list]:
+    """One ``PHYSICS_COLUMNS`` row per generated clip, judged against its prompt. Only the first
+    ``width`` columns are tracked: a LoRA sample is adapter | base side by side."""
+    from ltx_train.eval.physics_eval import evaluate_clip, spec_from_prompt
+    rows = []
+    for i, clip in enumerate(clips):
+        r = evaluate_clip(clip.frames[:, :, :width], clip.audio, clip.sample_rate, clip.fps,
+                          spec_from_prompt(clip.prompt))
+        rows.append([step, i, clip.prompt[:200], r["angle_deg"], r["bounces_detected"], r["bounces_expected"],
+                     r["objects_tracked"], r["num_objects"], r["sync"]["within_2_frames"]])
+    return rows
 
 
 class ProgressLines(L.Callback):

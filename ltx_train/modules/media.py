@@ -31,3 +31,20 @@ def log_table(trainer: L.Trainer, key: str, columns: list[str], rows: list[list]
     import wandb
     for run in runs:
         run.log({key: wandb.Table(columns=columns, data=rows), "trainer/global_step": trainer.global_step})
+
+
+def log_audio(trainer: L.Trainer, key: str, paths: list[Path], captions: list[str] | None = None) -> None:
+    """Log wav files (already written) as W&B audio players, so a sample's sound can be heard on its own
+    as well as in its mp4; a no-op without a W&B logger (wandb.Audio reads them with ``soundfile``)."""
+    runs = _wandb_runs(trainer)
+    if not runs or not paths:
+        return
+    import wandb
+    captions = captions or [p.stem for p in paths]
+    audio = [wandb.Audio(str(p), caption=c) for p, c in zip(paths, captions)]
+    for run in runs:
+        run.log({key: audio, "trainer/global_step": trainer.global_step})
+
+
+def has_wandb(trainer: L.Trainer) -> bool:
+    return bool(_wandb_runs(trainer))
