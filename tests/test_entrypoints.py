@@ -285,3 +285,12 @@ def test_generate_from_shards_continues_held_out_clips_from_their_own_first_fram
     assert (dist(gen, recon) < 0.013).all(), dist(gen, recon)
     assert (dist(free, recon) > 0.013).all(), "the threshold must reject an unconditioned first frame"
     assert (dist(gen, recon[::-1]) > 0.013).all(), "each clip is conditioned on its own first frame"
+
+
+def test_impossible_generation_settings_fail_before_loading_naming_the_key(tmp_path, synthetic_shards):
+    for setting, key in (("seconds=0", "seconds"), ("steps=0", "steps"), ("height=-8", "height"),
+                         ("sampler=ddim", "sampler")):
+        cfg = cfg_for("generate", tmp_path, synthetic_shards, f"checkpoint={tmp_path}/missing.ckpt", "prompt=a ball",
+                      setting)
+        with pytest.raises(ConfigError, match=rf"^{key}:"):  # not the missing checkpoint: nothing was loaded
+            generate(cfg)

@@ -137,3 +137,18 @@ def test_griffin_lim_audio_is_reproducible_for_a_seed(pipe):
     p = LTXVideoPipeline(pipe.vae, pipe.audio_vae, pipe.model, pipe.text_encoder, None)
     a, b = (p(["a ball"], steps=1, seconds=0.4, height=32, width=32, seed=5)[0].audio for _ in range(2))
     assert (a == b).all()
+
+
+def test_a_checkpoint_of_the_wrong_model_is_named_as_such(tmp_path):
+    import lightning as L
+
+    from ltx_train.export import pipeline_from_checkpoints
+    from ltx_train.modules.vae_module import VAEModule
+
+    module = VAEModule({"preset": "tiny"})
+    ckpt = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+            "pytorch-lightning_version": L.__version__}
+    module.on_save_checkpoint(ckpt)
+    torch.save(ckpt, tmp_path / "vae.ckpt")
+    with pytest.raises(PretrainedError, match=r"vae\.ckpt: holds vae, not a 'model' component"):
+        pipeline_from_checkpoints(tmp_path / "vae.ckpt")

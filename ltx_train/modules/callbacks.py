@@ -117,34 +117,3 @@ def physics_rows(step: int, clips: list, width: int) -> list[list]:
                      r["objects_tracked"], r["num_objects"], r["sync"]["within_2_frames"]])
     return rows
 
-
-class ProgressLines(L.Callback):
-    """One line every ``every_n_steps`` steps, for logs and terminals without a progress bar:
-    ``step 200/800 (25%)  loss 0.412  3.1 steps/s  ~3m13s left``. Silent while a progress bar shows."""
-
-    def __init__(self, every_n_steps: int = 50):
-        self.every = every_n_steps
-        self._t0: float | None = None
-        self._step0 = 0
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        import time
-        self._t0, self._step0 = time.monotonic(), trainer.global_step
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        import time
-        step = trainer.global_step
-        if (self.every <= 0 or trainer.progress_bar_callback is not None or not trainer.is_global_zero
-                or step == 0 or step % self.every or self._t0 is None):
-            return
-        rate = (step - self._step0) / max(time.monotonic() - self._t0, 1e-9)
-        total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
-        loss = trainer.callback_metrics.get("train/loss")
-        parts = [f"step {step}" + (f"/{total} ({100 * step // total}%)" if total else "")]
-        if loss is not None:
-            parts.append(f"loss {float(loss):.4g}")
-        parts.append(f"{rate:.2f} steps/s")
-        if total and rate > 0:
-            left = int((total - step) / rate)
-            parts.append(f"~{left // 60}m{left % 60:02d}s left")
-        print("[ltx-train] " + "  ".join(parts), flush=True)
