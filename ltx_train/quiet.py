@@ -16,6 +16,8 @@ IGNORED_WARNINGS = [
      "our streams split shards/seeds per rank and worker (tests/test_datamodule.py), so __len__ is exact"),
     (r"The number of training batches \(\d+\) is smaller than the logging interval",
      "a small repeated dataset: Lightning still logs every log_every_n_steps steps across epochs"),
+    (r"Using ModelCheckpoint with manual optimization and every_n_train_steps",
+     "the vocoder (manual optimisation) is checkpointed after both optimisers' steps of a batch: what resume wants"),
     (r"Found \d+ module\(s\) in eval mode at the start of training",
      "the frozen VAEs, encoders and LoRA bases are in eval mode on purpose"),
 ]

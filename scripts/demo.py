@@ -31,8 +31,8 @@ BIN = Path(sys.executable).parent
 SHARDS = ROOT / "data" / "shards" / "synthetic"
 STYLE = ROOT / "data" / "shards" / "style_sepia"
 BASE = ROOT / "assets" / "pretrained" / "ltx-mini-synth"
-# training steps per stage at --scale 1 (about 6 minutes of training on 2 idle cores in all)
-STEPS = {"vae": 150, "audio_vae": 80, "vocoder": 160, "dit": 80, "lora": 150}
+# training steps per stage at --scale 1 (about 6 minutes of training on 2 cores in all)
+STEPS = {"vae": 100, "audio_vae": 80, "vocoder": 120, "dit": 60, "lora": 150}
 
 
 def run(stage: str, args: list[str], times: dict, done: list[str], total: int) -> None:
@@ -61,7 +61,7 @@ def main() -> None:
     steps = {k: max(2, int(v * a.scale)) for k, v in STEPS.items()}
     times: dict[str, float] = {}
     done: list[str] = []
-    total = 12 + (not (SHARDS / "manifest.json").is_file()) + (not (STYLE / "manifest.json").is_file())
+    total = 11 + (not (SHARDS / "manifest.json").is_file()) + (not (STYLE / "manifest.json").is_file())
     go = lambda stage, args: run(stage, args, times, done, total)  # noqa: E731
 
     if not (SHARDS / "manifest.json").is_file():
@@ -81,7 +81,7 @@ def main() -> None:
                           f"hydra.run.dir={out}/vae_eval"])
     go("audio VAE", ["ltx-train", "experiment=audio_vae_tiny", *budget("audio_vae"),
                      f"hydra.run.dir={out}/audio_vae", *quiet])
-    # Lightning counts both optimisers' steps: 160 steps = 80 batches, the GAN on for the last quarter
+    # Lightning counts both optimisers' steps: 120 steps = 60 batches, the GAN on for the last quarter
     go("vocoder", ["ltx-train", "experiment=vocoder_tiny", *budget("vocoder"),
                    f"model.disc_start_step={steps['vocoder'] * 3 // 8}", f"hydra.run.dir={out}/vocoder", *quiet])
     go("audio eval", ["ltx-eval", "task=audio", f"checkpoint={out}/vocoder/checkpoints/last.ckpt",
