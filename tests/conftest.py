@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import webdataset as wds
 
-from ltx_train.media import write_mp4
+# webdataset and the media writer (PyAV) are imported where the fixtures use them, so that the GPU
+# tests (tests/test_gpu.py) run on a device machine that has neither
 
 def pytest_collection_modifyitems(config, items):
     """`gpu` tests need CUDA: skip them (with the reason) where there is none."""
@@ -50,6 +50,7 @@ def _sample(key: str, frames: np.ndarray, fps: float, audio: np.ndarray | None =
             sample_rate: int = 24000, ann: dict | None = None, caption: str | None = "a test clip") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.mp4"
+        from ltx_train.media import write_mp4
         write_mp4(path, frames, fps, audio, sample_rate)
         sample = {"__key__": key, "mp4": path.read_bytes()}
     if caption is not None:
@@ -128,6 +129,7 @@ def odd_shard(tmp_path_factory) -> Path:
         {**good, "__key__": "good-1"},
     ]
     path = tmp_path_factory.mktemp("odd") / "odd-000000.tar"
+    import webdataset as wds
     with wds.TarWriter(str(path)) as sink:
         for s in samples:
             sink.write(s)
