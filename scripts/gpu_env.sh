@@ -1,4 +1,5 @@
-# Sourced by scripts/gpu_run.sh and scripts/gpu_study.sh: the device machine's set-up.
+# Sourced by scripts/gpu_run.sh, gpu_study.sh and pretrain_reference.sh: the device machine's set-up.
+#   stage NAME CMD...   runs CMD with its log in $W/logs, leaves $W/status/NAME.ok or .fail
 #   gpu_env_setup DIR   exports the environment, installs carried wheels (.wheels/) when hydra & co.
 #                       are missing, and writes a stand-in text encoder to DIR.
 gpu_env_setup() {
@@ -18,4 +19,12 @@ tok = transformers.AutoTokenizer.from_pretrained(".gpu_assets/tokenizer")
 cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256)
 BertModel(cfg).save_pretrained(sys.argv[1]); tok.save_pretrained(sys.argv[1])
 PYEOF
+}
+
+stage() {   # stage NAME CMD... : runs CMD with its log, leaves NAME.ok or NAME.fail
+  local name=$1; shift
+  echo "[$(date +%T)] $name: start" >>"$W/timeline.txt"
+  if "$@" >"$W/logs/$name.log" 2>&1; then touch "$W/status/$name.ok"; else touch "$W/status/$name.fail"; fi
+  echo "[$(date +%T)] $name: $(ls "$W/status" | grep "^$name\." | cut -d. -f2)" >>"$W/timeline.txt"
+  [ -e "$W/status/$name.ok" ]
 }

@@ -28,13 +28,7 @@ fi
 FFP=${FFP:-0.5}   # DiT: share of training clips conditioned on their clean first frame (image-to-video)
 QUIET="~callbacks.progress trainer.enable_progress_bar=false trainer.log_every_n_steps=25"
 
-stage() {   # stage NAME CMD... : runs CMD with its log, leaves NAME.ok or NAME.fail
-  local name=$1; shift
-  echo "[$(date +%T)] $name: start" >>"$W/timeline.txt"
-  if "$@" >"$W/logs/$name.log" 2>&1; then touch "$W/status/$name.ok"; else touch "$W/status/$name.fail"; fi
-  echo "[$(date +%T)] $name: $(ls "$W/status" | grep "^$name\." | cut -d. -f2)" >>"$W/timeline.txt"
-  [ -e "$W/status/$name.ok" ]
-}
+. "$(dirname "$0")/gpu_env.sh"   # stage(), gpu_env_setup()
 
 track_a() {
   stage vae_small $PY -m ltx_train.train experiment=vae_small_gpu $QUIET $GPU \

@@ -25,13 +25,7 @@ fi
 QUIET="~callbacks.progress trainer.enable_progress_bar=false trainer.log_every_n_steps=50 callbacks=default"
 LIVE="data=synthetic_live data.num_train=$NTRAIN data.cache_dir=$W/render_cache data.persistent_workers=true"
 
-stage() {   # stage NAME CMD... : runs CMD with its log, leaves NAME.ok or NAME.fail
-  local name=$1; shift
-  echo "[$(date +%T)] $name: start" >>"$W/timeline.txt"
-  if "$@" >"$W/logs/$name.log" 2>&1; then touch "$W/status/$name.ok"; else touch "$W/status/$name.fail"; fi
-  echo "[$(date +%T)] $name: $(ls "$W/status" | grep "^$name\." | cut -d. -f2)" >>"$W/timeline.txt"
-  [ -e "$W/status/$name.ok" ]
-}
+. "$(dirname "$0")/gpu_env.sh"   # stage(), gpu_env_setup()
 
 run_all() {
   stage audio_vae $PY -m ltx_train.train experiment=audio_vae_tiny $GPU $QUIET $LIVE data.num_workers=$WA \
