@@ -4,7 +4,9 @@
     ltx-export checkpoint=<lora.ckpt> out=<dir>      # a LoRA run: the adapter alone, in peft's format
 
 The DiT checkpoint records its model, both frozen VAEs and the text encoder's reference
-(``DiTModule.on_save_checkpoint``), so it alone gives every component but the vocoder; without a
+(``DiTModule.on_save_checkpoint``), so it alone gives every component but the vocoder (a run on a
+latent cache records the cache's encoders instead, which are re-loaded from where they came from and
+checked against their hashes); without a
 vocoder the pipeline falls back to Griffin-Lim. The checkpoint is read with ``weights_only=True``.
 """
 from __future__ import annotations
@@ -35,8 +37,12 @@ def pipeline_from_checkpoints(checkpoint: str | Path, vocoder_checkpoint: str | 
     from ltx_train.pipeline import LTXVideoPipeline
 
     ckpt = safe_load_checkpoint(checkpoint)
-    parts = {name: component_from_checkpoint(checkpoint, name, use_ema=use_ema, ckpt=ckpt)
-             for name in ("model", "vae", "audio_vae")}
+    parts = {"model": component_from_checkpoint(checkpoint, "model", use_ema=use_ema, ckpt=ckpt)}
+    if "latent_cache" in ckpt:  # trained from a latent cache: the VAEs are the ones its manifest names
+        from ltx_train.data.latent_cache import encoders_from_record
+        parts["vae"], parts["audio_vae"] = encoders_from_record(ckpt["latent_cache"]["encoders"])
+    else:
+        parts.update({name: component_from_checkpoint(checkpoint, name, ckpt=ckpt) for name in ("vae", "audio_vae")})
     te = ckpt.get("text_encoder") or {}
     vocoder = component_from_checkpoint(vocoder_checkpoint, "vocoder") if vocoder_checkpoint else None
     encoder = FrozenTextEncoder(path=te.get("path"), max_length=te.get("max_length", 64), cache_size=256)

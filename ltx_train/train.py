@@ -50,7 +50,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     # Build everything before fitting so a bad config fails in seconds, not after an epoch.
     datamodule = build(cfg, "data")
-    module = build(cfg, "model")
+    module = build(cfg, "model", **_latent_kwargs(cfg, datamodule))
     callbacks = build_all(cfg, "callbacks")
     if hasattr(datamodule, "skipped_by_kind"):  # data/skipped_<kind> metrics, whatever the callbacks group
         callbacks.append(BadSampleMetrics())
@@ -81,6 +81,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
         print(f"[ltx-train] last checkpoint: {last}")
     print("[ltx-train] metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
     return metrics
+
+
+def _latent_kwargs(cfg: DictConfig, datamodule) -> dict:
+    """``data=latents``: the model is told the cache (its encoders' shapes), so it loads no encoder."""
+    from ltx_train.data.latents import LatentDataModule
+    if not isinstance(datamodule, LatentDataModule) or cfg.model.get("latents"):
+        return {}
+    import inspect
+    from hydra.utils import get_class
+    target = cfg.model.get("_target_", "?")
+    if "latents" not in inspect.signature(get_class(target)).parameters:
+        raise ConfigError(f"data=latents holds latents for the DiT stage and LoRA (model=dit / lora); "
+                          f"model._target_={target} trains on pixels: use data=synthetic or data=synthetic_live")
+    return {"latents": datamodule.path}
 
 
 def _fit(cfg: DictConfig, module, datamodule, callbacks: list, loggers: list, plain_cfg: dict,

@@ -24,6 +24,10 @@ def compose_cfg(name: str, out: Path, *overrides: str):
 
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory) -> Path:
+    return tiny_base(tmp_path_factory.mktemp("base") / "pretrained")
+
+
+def tiny_base(path: Path) -> Path:
     """A tiny pretrained directory (random weights: LoRA mechanics need a base, not a good one)."""
     from ltx_train.models.audio.audio_vae import AudioVAE
     from ltx_train.models.audio.presets import audio_vae_config
@@ -35,7 +39,7 @@ def base_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     pipe = LTXVideoPipeline(VideoVAE(preset("tiny")), AudioVAE(audio_vae_config("tiny")), tiny_model(),
                             FrozenTextEncoder(max_length=16))
-    return pipe.save_pretrained(tmp_path_factory.mktemp("base") / "pretrained")
+    return pipe.save_pretrained(path)
 
 
 def test_lora_style_trains_only_the_adapter_and_exports_it(base_dir, synthetic_shards, tmp_path):

@@ -5,12 +5,18 @@
     ltx-shards synth --out data/shards/sepia_pan --train 48 --val 8 --palette sepia --camera pan_left
     ltx-shards folder --src my_videos --out data/shards/mine --captions captions.csv --clip-seconds 4 \\
         --val-fraction 0.1
+    ltx-shards cache --shards data/shards/synthetic --pretrained <dir> --out data/latents/synthetic
+    ltx-shards cache --synthetic 4096 --val 32 --pretrained <dir> --out data/latents/world --device cuda
+
+``cache`` runs the frozen VAEs and text encoder once and writes latent shards for ``data=latents``
+(``ltx_train.data.latent_cache``).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import time
+from pathlib import Path
 
 from ltx_train.data.folder import convert_folder
 from ltx_train.data.shard_writer import write_synthetic_shards
@@ -48,7 +54,72 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--val-fraction", type=float, default=0.0)
     f.add_argument("--shard-size", type=int, default=64)
     f.add_argument("--seed", type=int, default=0, help="seed of the train/val assignment")
+    c = sub.add_parser("cache", help="encode shards (or rendered clips) once into latent shards for data=latents")
+    src = c.add_mutually_exclusive_group(required=True)
+    src.add_argument("--shards", help="shard spec (dataset directory, glob or brace pattern) to encode")
+    src.add_argument("--synthetic", type=int, metavar="N", help="render N synthetic-world train clips instead")
+    c.add_argument("--splits", default="train,val", help="splits of --shards to encode (comma-separated)")
+    c.add_argument("--val", type=int, default=32, help="with --synthetic: val clips (seeds seed + 1e9 + i)")
+    c.add_argument("--out", required=True)
+    c.add_argument("--pretrained", help="pretrained directory whose VAEs and text encoder encode")
+    c.add_argument("--vae-checkpoint")
+    c.add_argument("--audio-vae-checkpoint")
+    c.add_argument("--text-encoder", help="text encoder folder (default: the pretrained dir's, else the packaged MiniLM)")
+    c.add_argument("--max-length", type=int, help="caption tokens (default: the pretrained dir's, else 64)")
+    c.add_argument("--size", type=int, default=64)
+    c.add_argument("--frames", type=int, default=25)
+    c.add_argument("--fps", type=float, default=24.0)
+    c.add_argument("--sample-rate", type=int, default=24000)
+    c.add_argument("--hop-length", type=int, default=250)
+    c.add_argument("--n-mels", type=int, default=64)
+    c.add_argument("--n-fft", type=int, default=1024)
+    c.add_argument("--max-objects", type=int, default=3)
+    c.add_argument("--seed", type=int, default=0, help="with --synthetic: first train seed")
+    c.add_argument("--palette", choices=tuple(PALETTES), default="default")
+    c.add_argument("--camera", choices=CAMERA_MOTIONS)
+    c.add_argument("--gravity", choices=GRAVITY_NAMES)
+    c.add_argument("--shard-size", type=int, default=256, help="with --synthetic: clips per latent shard")
+    c.add_argument("--batch-size", type=int, default=16, help="clips per encoder call")
+    c.add_argument("--workers", type=int, default=0, help="decode / render processes")
+    c.add_argument("--device", default="cpu")
+    c.add_argument("--dtype", default="float16", help="float16 | bfloat16 | float32")
     return p
+
+
+def _cache(args) -> dict:
+    from ltx_train.data.latent_cache import _Units, build_cache, load_encoders, synthetic_units
+    from ltx_train.data.shardlist import resolve_shards
+    from ltx_train.data.synth import VAL_SEED_OFFSET
+
+    mel = {"sample_rate": args.sample_rate, "n_fft": args.n_fft, "hop_length": args.hop_length,
+           "win_length": min(args.n_fft, 4 * args.hop_length), "n_mels": args.n_mels}
+    clip = {"num_frames": args.frames, "fps": args.fps, "height": args.size, "width": args.size,
+            "max_objects": args.max_objects, "mel": mel}
+    if args.shards:
+        splits = {s: _Units(s, resolve_shards(args.shards, s), clip) for s in args.splits.split(",") if s}
+        source = {"kind": "shards", "spec": args.shards}
+    else:
+        synth = SynthConfig(width=args.size, height=args.size, num_frames=args.frames, fps=args.fps,
+                            sample_rate=args.sample_rate, max_objects=args.max_objects, palette=args.palette,
+                            camera=args.camera, gravity=args.gravity)
+        splits = {"train": _Units("train", synthetic_units(args.synthetic, args.seed, args.shard_size), clip, synth)}
+        if args.val:
+            val_seed = args.seed + VAL_SEED_OFFSET
+            splits["val"] = _Units("val", synthetic_units(args.val, val_seed, args.shard_size), clip, synth)
+        source = {"kind": "synthetic", "train": args.synthetic, "val": args.val, "seed": args.seed,
+                  "palette": args.palette, "camera": args.camera, "gravity": args.gravity}
+    enc = load_encoders(args.pretrained, args.vae_checkpoint, args.audio_vae_checkpoint, args.text_encoder,
+                        args.max_length)
+    t0 = time.perf_counter()
+    manifest = build_cache(args.out, splits, enc, clip=clip, source=source, batch_size=args.batch_size,
+                           workers=args.workers, device=args.device, dtype=args.dtype)
+    dt = time.perf_counter() - t0
+    counts = {k: v["num_samples"] for k, v in manifest["splits"].items()}
+    skipped = {k: v["skipped"] for k, v in manifest["splits"].items() if v["skipped"]}
+    size = sum(f.stat().st_size for f in Path(args.out).iterdir() if f.is_file())
+    print(f"cached {json.dumps(counts)} clips into {args.out} ({size / 2**20:.1f} MiB) in {dt:.1f} s"
+          + (f"; skipped {json.dumps(skipped)}" if skipped else ""))
+    return manifest
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -67,6 +138,8 @@ def run(argv: list[str] | None = None) -> dict:
         counts = {k: v["num_samples"] for k, v in manifest["splits"].items()}
         print(f"wrote {json.dumps(counts)} samples to {args.out} in {dt:.1f} s ({n / max(dt, 1e-9):.1f} clips/s)")
         return manifest
+    if args.command == "cache":
+        return _cache(args)
     return convert_folder(args.src, args.out, captions=args.captions, clip_seconds=args.clip_seconds,
                           val_fraction=args.val_fraction, shard_size=args.shard_size, seed=args.seed)
 

@@ -43,7 +43,74 @@ class LiveLoader(DataLoader):
         return None  # nothing to restore here: see the comment above
 
 
-class LiveSyntheticDataModule(L.LightningDataModule):
+class IndexedDataModule(L.LightningDataModule):
+    """What the DataModules over an ``IndexStream`` share: loaders, the consumed position, resume.
+    Subclasses set ``self.seed``, ``self.batch_size``, ``num_workers``, ``persistent_workers``,
+    ``pin_memory`` and fill ``self.streams`` in ``setup`` (resuming a new train stream with
+    ``self._resume_train(stream)``)."""
+
+    what = "IndexedDataModule"
+
+    def _init_positions(self) -> None:
+        self.streams: dict = {}
+        self.position = {"epoch": None, "batches": 0}  # last consumed train batch
+        self.batches_before = 0                         # train batches consumed in earlier epochs
+
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _resume_train(self, stream) -> None:
+        if self.position["epoch"] is not None:
+            stream.resume_from(self.position["epoch"], self.position["batches"])
+
+    def _loader(self, role: str) -> LiveLoader:
+        if role not in self.streams:
+            self.setup("fit" if role == "train" else "validate")
+        if role not in self.streams:
+            raise RuntimeError(f"{self.what}: there is no {role} data (num_val=0 or no {role} split)")
+        return LiveLoader(self.streams[role], batch_size=None, num_workers=self.num_workers,
+                          pin_memory=self.pin_memory, persistent_workers=self.persistent_workers and self.num_workers > 0)
+
+    def train_dataloader(self) -> LiveLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> LiveLoader:
+        return self._loader("val")
+
+    # ---- positions and checkpoints ----
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        info = batch.pop("__stream__", None) if isinstance(batch, dict) else None
+        if info is not None and info["role"] == "train":
+            if info["epoch"] != self.position["epoch"]:
+                self.batches_before += self.position["batches"]
+            self.position = {"epoch": info["epoch"], "batches": info["batches"]}
+        return batch
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Same shape as ``VideoDataModule.skipped``; nothing is skipped while reading."""
+        return {"train": 0, "val": 0}
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed, "train": dict(self.position), "batches_before": self.batches_before,
+                "samples_seen": (self.batches_before + self.position["batches"]) * self.batch_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["seed"] != self.seed:
+            warnings.warn(f"data seed {self.seed} differs from the checkpoint's {state['seed']}; "
+                          "using the checkpoint's so the resumed run continues the same stream")
+            self.seed = state["seed"]
+            for stream in self.streams.values():
+                stream.seed = self.seed
+        self.position, self.batches_before = dict(state["train"]), int(state["batches_before"])
+        if "train" in self.streams:
+            self._resume_train(self.streams["train"])
+
+
+class LiveSyntheticDataModule(IndexedDataModule):
+    what = "LiveSyntheticDataModule"
+
     def __init__(self, num_train: int | None = 256, num_val: int = 32, seed: int = 0, num_frames: int = 25,
                  fps: float = 24.0, height: int = 64, width: int = 64, sample_rate: int = 24000,
                  hop_length: int = 250, n_mels: int = 64, n_fft: int = 1024, win_length: int | None = None,
@@ -88,13 +155,7 @@ class LiveSyntheticDataModule(L.LightningDataModule):
         self.batch_size, self.val_batch_size = batch_size, val_batch_size or batch_size
         self.num_workers, self.persistent_workers, self.pin_memory = num_workers, persistent_workers, pin_memory
         self.epoch_size, self.val_max_samples, self.max_objects = epoch_size, val_max_samples, max_objects
-        self.streams: dict[str, LiveStream] = {}
-        self.position = {"epoch": None, "batches": 0}  # last consumed train batch
-        self.batches_before = 0                         # train batches consumed in earlier epochs
-
-    def _rank_world(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        self._init_positions()
 
     def setup(self, stage: str | None = None) -> None:
         rank, world = self._rank_world()
@@ -107,52 +168,8 @@ class LiveSyntheticDataModule(L.LightningDataModule):
             self.streams["train"] = LiveStream(batch_size=self.batch_size, role="train", train=True,
                                                num_clips=self.num_train, clips_per_epoch=self.epoch_size,
                                                shuffle=self.shuffle, **common)
-            if self.position["epoch"] is not None:
-                self.streams["train"].resume_from(self.position["epoch"], self.position["batches"])
+            self._resume_train(self.streams["train"])
         if stage in (None, "fit", "validate") and "val" not in self.streams and self.num_val:
             self.streams["val"] = LiveStream(batch_size=self.val_batch_size, role="val", train=False,
                                              num_clips=self.num_val, clips_per_epoch=self.val_max_samples,
                                              **common)
-
-    def _loader(self, role: str) -> LiveLoader:
-        if role not in self.streams:
-            self.setup("fit" if role == "train" else "validate")
-        if role not in self.streams:
-            raise RuntimeError("LiveSyntheticDataModule: num_val=0, so there is no val data")
-        return LiveLoader(self.streams[role], batch_size=None, num_workers=self.num_workers,
-                          pin_memory=self.pin_memory, persistent_workers=self.persistent_workers and self.num_workers > 0)
-
-    def train_dataloader(self) -> LiveLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> LiveLoader:
-        return self._loader("val")
-
-    # ---- positions and checkpoints ----
-    def on_before_batch_transfer(self, batch, dataloader_idx: int):
-        info = batch.pop("__stream__", None) if isinstance(batch, dict) else None
-        if info is not None and info["role"] == "train":
-            if info["epoch"] != self.position["epoch"]:
-                self.batches_before += self.position["batches"]
-            self.position = {"epoch": info["epoch"], "batches": info["batches"]}
-        return batch
-
-    @property
-    def skipped(self) -> dict[str, int]:
-        """Same shape as ``VideoDataModule.skipped``; rendering never skips a clip."""
-        return {"train": 0, "val": 0}
-
-    def state_dict(self) -> dict:
-        return {"seed": self.seed, "train": dict(self.position), "batches_before": self.batches_before,
-                "samples_seen": (self.batches_before + self.position["batches"]) * self.batch_size}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state["seed"] != self.seed:
-            warnings.warn(f"data seed {self.seed} differs from the checkpoint's {state['seed']}; "
-                          "using the checkpoint's so the resumed run continues the same stream")
-            self.seed = state["seed"]
-            for stream in self.streams.values():
-                stream.seed = self.seed
-        self.position, self.batches_before = dict(state["train"]), int(state["batches_before"])
-        if self.position["epoch"] is not None and "train" in self.streams:
-            self.streams["train"].resume_from(self.position["epoch"], self.position["batches"])

@@ -105,33 +105,33 @@ class RenderCache:
         tmp.replace(self.dir / f"{seed}.npz")
 
 
-class LiveStream(IterableDataset):
-    """Batches of rendered clips for one role; see the module docstring.
+class IndexStream(IterableDataset):
+    """Batches of an indexed set for one role: epochs, rank slices, worker round-robin and resume (see
+    the module docstring). Subclasses say which items an epoch holds (``epoch_items``) and how one is
+    loaded (``load``); ``LiveStream`` renders seeds, ``data.latents.LatentStream`` reads cached latents.
 
-    num_clips: clips in the set (None = infinite train set, then ``clips_per_epoch`` is required).
-    clips_per_epoch: clips per epoch on each rank; default ``num_clips // world_size`` for train, the
+    num_items: items in the set (None = infinite train set, then ``items_per_epoch`` is required).
+    items_per_epoch: items per epoch on each rank; default ``num_items // world_size`` for train, the
     rank's whole slice for val (a smaller value caps it, like ``val_max_samples``).
     """
 
-    def __init__(self, synth: SynthConfig, mel: MelConfig, batch_size: int, *, role: str, train: bool, seed: int,
-                 num_clips: int | None, clips_per_epoch: int | None = None, shuffle: bool = True,
-                 max_objects: int = 3, rank: int = 0, world_size: int = 1, num_workers: int = 0,
-                 cache_dir: str | None = None):
-        if num_clips is None and (not train or clips_per_epoch is None):
-            raise ValueError(f"LiveStream({role}): an infinite set (num_clips=None) needs train=True and "
-                             "clips_per_epoch")
-        self.synth, self.mel, self.batch_size, self.role, self.train = synth, mel, batch_size, role, train
-        self.seed, self.num_clips, self.shuffle, self.max_objects = seed, num_clips, shuffle, max_objects
+    name = "IndexStream"
+
+    def __init__(self, batch_size: int, *, role: str, train: bool, seed: int, num_items: int | None,
+                 items_per_epoch: int | None = None, shuffle: bool = True, rank: int = 0, world_size: int = 1,
+                 num_workers: int = 0):
+        if num_items is None and (not train or items_per_epoch is None):
+            raise ValueError(f"{self.name}({role}): an infinite set needs train=True and a per-epoch size")
+        self.batch_size, self.role, self.train = batch_size, role, train
+        self.seed, self.num_items, self.shuffle = seed, num_items, shuffle
         self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
         if train:
-            self.per_rank = clips_per_epoch if clips_per_epoch is not None else num_clips // world_size
+            self.per_rank = items_per_epoch if items_per_epoch is not None else num_items // world_size
         else:
-            self.per_rank = min(len(range(rank, num_clips, world_size)), clips_per_epoch or num_clips)
+            self.per_rank = min(len(range(rank, num_items, world_size)), items_per_epoch or num_items)
         if train and self.per_rank < batch_size:
-            raise ValueError(f"LiveStream({role}): {self.per_rank} clips per epoch on each of {world_size} "
+            raise ValueError(f"{self.name}({role}): {self.per_rank} clips per epoch on each of {world_size} "
                              f"rank(s) is less than one batch of {batch_size}")
-        self.url = f"live://synthetic/{role}"
-        self.cache_dir = cache_dir
         self._next_epoch = 0
         self._resume: tuple[int, int] | None = None
         self._shared = torch.zeros(2, dtype=torch.int64).share_memory_()  # (epoch, first batch) for workers
@@ -153,40 +153,79 @@ class LiveStream(IterableDataset):
         self._next_epoch = epoch + 1
         self._shared.copy_(torch.tensor([epoch, start]))
 
-    # ---- seeds ----
-    def epoch_seeds(self, epoch: int) -> np.ndarray:
-        """(clips,) seeds this rank renders in ``epoch``, in batch order."""
+    # ---- what an epoch holds ----
+    def epoch_items(self, epoch: int) -> np.ndarray:
+        """(items,) indices this rank reads in ``epoch``, in batch order (finite sets)."""
         if not self.train:
-            return (self.seed + VAL_SEED_OFFSET + np.arange(self.rank, self.num_clips, self.world_size))[:self.per_rank]
-        if self.num_clips is None:
-            first = (epoch * self.world_size + self.rank) * self.per_rank
-            if first + self.per_rank > VAL_SEED_OFFSET:
-                raise RuntimeError(f"LiveStream({self.role}): epoch {epoch} would reach val seeds (>= 1e9 clips)")
-            return self.seed + first + np.arange(self.per_rank)
-        order = (np.random.default_rng([self.seed, epoch]).permutation(self.num_clips) if self.shuffle
-                 else np.arange(self.num_clips))
-        return self.seed + order[self.rank::self.world_size][:self.per_rank]
+            return np.arange(self.rank, self.num_items, self.world_size)[:self.per_rank]
+        order = (np.random.default_rng([self.seed, epoch]).permutation(self.num_items) if self.shuffle
+                 else np.arange(self.num_items))
+        return order[self.rank::self.world_size][:self.per_rank]
+
+    def worker_init(self) -> None:
+        """Called in each worker (or the main process) before it loads items."""
+
+    def load(self, item: int) -> dict:
+        raise NotImplementedError
+
+    def collate(self, samples: list[dict]) -> dict:
+        return default_collate(samples)  # in a worker it stacks straight into shared memory
 
     # ---- iteration (worker) ----
     def __iter__(self):
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         epoch, start = (int(v) for v in self._shared.tolist())
-        seeds = self.epoch_seeds(epoch)
-        mel = LogMel(self.mel)
-        cache = RenderCache(self.cache_dir, self.synth, self.mel, self.max_objects) if self.cache_dir else None
+        items = self.epoch_items(epoch)
+        self.worker_init()
         for j in range(start + worker, len(self), workers):
             with one_thread(info is None):
-                samples = [self._sample(int(s), mel, cache) for s in seeds[j * self.batch_size:(j + 1) * self.batch_size]]
-            batch = default_collate(samples)  # in a worker it stacks straight into shared memory
-            batch["skipped"] = torch.tensor(0, dtype=torch.int64)  # rendering never skips; kept for the contract
+                batch = self.collate([self.load(int(i)) for i in items[j * self.batch_size:(j + 1) * self.batch_size]])
+            batch.setdefault("skipped", torch.tensor(0, dtype=torch.int64))  # kept for the batch contract
             batch["__stream__"] = {"role": self.role, "epoch": epoch, "batches": j + 1}
             yield batch
 
-    def _sample(self, seed: int, mel: LogMel, cache: RenderCache | None) -> dict:
-        sample = cache.get(seed) if cache is not None else None
+
+class LiveStream(IndexStream):
+    """Batches of rendered clips for one role; see the module docstring. Items are render seeds.
+
+    num_clips / clips_per_epoch: ``IndexStream``'s num_items / items_per_epoch.
+    """
+
+    name = "LiveStream"
+
+    def __init__(self, synth: SynthConfig, mel: MelConfig, batch_size: int, *, role: str, train: bool, seed: int,
+                 num_clips: int | None, clips_per_epoch: int | None = None, shuffle: bool = True,
+                 max_objects: int = 3, rank: int = 0, world_size: int = 1, num_workers: int = 0,
+                 cache_dir: str | None = None):
+        super().__init__(batch_size, role=role, train=train, seed=seed, num_items=num_clips,
+                         items_per_epoch=clips_per_epoch, shuffle=shuffle, rank=rank, world_size=world_size,
+                         num_workers=num_workers)
+        self.synth, self.mel, self.max_objects, self.num_clips = synth, mel, max_objects, num_clips
+        self.url = f"live://synthetic/{role}"
+        self.cache_dir = cache_dir
+
+    def epoch_seeds(self, epoch: int) -> np.ndarray:
+        """(clips,) seeds this rank renders in ``epoch``, in batch order."""
+        if not self.train:
+            return self.seed + VAL_SEED_OFFSET + super().epoch_items(epoch)
+        if self.num_clips is None:
+            first = (epoch * self.world_size + self.rank) * self.per_rank
+            if first + self.per_rank > VAL_SEED_OFFSET:
+                raise RuntimeError(f"LiveStream({self.role}): epoch {epoch} would reach val seeds (>= 1e9 clips)")
+            return self.seed + first + np.arange(self.per_rank)
+        return self.seed + super().epoch_items(epoch)
+
+    epoch_items = epoch_seeds
+
+    def worker_init(self) -> None:
+        self._mel = LogMel(self.mel)
+        self._cache = RenderCache(self.cache_dir, self.synth, self.mel, self.max_objects) if self.cache_dir else None
+
+    def load(self, seed: int) -> dict:
+        sample = self._cache.get(seed) if self._cache is not None else None
         if sample is None:
-            sample = render_sample(seed, self.synth, mel, self.max_objects, self.url)
-            if cache is not None:
-                cache.put(seed, sample)
+            sample = render_sample(seed, self.synth, self._mel, self.max_objects, self.url)
+            if self._cache is not None:
+                self._cache.put(seed, sample)
         return sample

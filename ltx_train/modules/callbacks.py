@@ -76,8 +76,8 @@ class SampleVideos(L.Callback):
         was_training = pl_module.training
         try:
             with pl_module.ema_weights():
-                pipe = LTXVideoPipeline(pl_module.vae, pl_module.audio_vae, pl_module.model,
-                                        pl_module.text_encoder, vocoder)
+                vae, audio_vae, text_encoder = pl_module.sampling_parts()
+                pipe = LTXVideoPipeline(vae, audio_vae, pl_module.model, text_encoder, vocoder)
                 clips = pipe(self.prompts, **self.kwargs)
                 if getattr(pl_module, "has_lora", False):
                     with pl_module.without_adapter():

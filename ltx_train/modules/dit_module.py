@@ -13,6 +13,11 @@ One training step (shapes for the tiny presets on 64x64x25 clips):
 Frozen parts come from their training checkpoints (``vae_checkpoint``, ``audio_vae_checkpoint``) or,
 with ``init_from=<pretrained dir>``, from a pretrained directory that also gives the model's
 architecture and weights (finetuning). ``train_mode="connector"`` trains the connector alone.
+
+From a latent cache (``data=latents``; ``ltx-train`` passes ``latents=<cache dir>``) the module loads
+no VAE and no text encoder: the batch holds their outputs, the cache's manifest gives the shapes the
+model is built for (or checked against, with ``init_from``), and the encoders are loaded from where
+the manifest says only if a sampling callback asks for them (``sampling_parts``).
 """
 from __future__ import annotations
 
@@ -74,10 +79,11 @@ class DiTModule(L.LightningModule):
                  video_loss_weight: float = 1.0, audio_loss_weight: float = 1.0,
                  caption_dropout: float = 0.1, first_frame_prob: float = 0.2,
                  timestep_mean: float = 0.0, timestep_std: float = 1.0, timestep_shift: bool = True,
-                 ema_decay: float = 0.999, compile: bool = False):
+                 ema_decay: float = 0.999, compile: bool = False, latents: str | None = None):
         """``compile``: ``torch.compile`` the DiT blocks when fitting starts. ``init_from``: a pretrained
         directory (``ltx-export`` / ``save_pretrained``): its model, VAEs and text-encoder reference
-        replace ``dit``, ``connector``, ``text_encoder`` and the two checkpoints."""
+        replace ``dit``, ``connector``, ``text_encoder`` and the two checkpoints. ``latents``: a latent
+        cache directory (set by ``data=latents``): no encoder is loaded, the checkpoints are not read."""
         super().__init__()
         save_plain_hyperparameters(self)  # plain containers: the checkpoint loads with weights_only=True
         if train_mode not in ("all", "connector"):
@@ -89,7 +95,10 @@ class DiTModule(L.LightningModule):
             physics=self.pcfg.enabled, contact_pos_weight=self.pcfg.contact_pos_weight,
             **{k: getattr(self.pcfg, k) for k in PHYSICS_KEYS})
         te = dict(to_plain(text_encoder) or {})
-        if init_from:
+        self.latents = self._read_latents(latents) if latents else None
+        if self.latents is not None:
+            self._init_from_latents(init_from, dit, connector, vae_checkpoint, audio_vae_checkpoint)
+        elif init_from:
             self._init_from_pretrained(init_from, te)
         else:
             if not vae_checkpoint or not audio_vae_checkpoint:
@@ -105,25 +114,69 @@ class DiTModule(L.LightningModule):
         # latent statistics are measured once, on the first training batch of every rank together
         self.register_buffer("stats_ready", torch.tensor(bool(init_from)))
         self._stats_ready = bool(init_from)
-        for part in (self.vae, self.audio_vae):
+        for part in self._frozen():
             part.requires_grad_(False).eval()
 
     # ------------------------------------------------------------------ construction
+    def _frozen(self) -> list[nn.Module]:
+        return [m for m in (self.vae, self.audio_vae) if m is not None]
+
+    @staticmethod
+    def _read_latents(path: str) -> dict:
+        from ltx_train.data.latent_cache import read_manifest
+        from ltx_train.data.latents import empty_text_states
+        return {"path": str(path), "manifest": read_manifest(path), "empty": empty_text_states(path)}
+
+    def _init_from_latents(self, init_from, dit, connector, vae_checkpoint, audio_vae_checkpoint) -> None:
+        """Build (or load and check) the model for the cache's encoders; load none of them."""
+        from ltx_train.data.latent_cache import LatentCacheError
+        shapes = self.latents["manifest"]["shapes"]
+        object.__setattr__(self, "text_encoder", None)
+        self.vae = self.audio_vae = None
+        if vae_checkpoint or audio_vae_checkpoint:
+            log.info("data=latents: model.vae_checkpoint / audio_vae_checkpoint are not read (the cache holds latents)")
+        if init_from:
+            from ltx_train.pretrained import load_component, read_config
+            self.model = load_component(init_from, "model", expect="LTXModel").train()
+            d = self.model.cfg.dit
+            have = {"video_channels": d.video_channels, "temporal_compression": d.temporal_compression,
+                    "audio_channels": d.audio_channels, "audio_compression": d.audio_compression,
+                    "text_dim": self.model.cfg.connector.in_dim, "text_layers": self.model.cfg.connector.in_layers}
+            bad = {k: (v, shapes[k]) for k, v in have.items() if v != shapes[k]}
+            if bad:
+                k, (mine, theirs) = next(iter(bad.items()))
+                raise LatentCacheError(f"the latent cache {self.latents['path']} was made by encoders that give "
+                                       f"{k}={theirs}, the model of {init_from} expects {k}={mine} "
+                                       f"({len(bad)} mismatch(es): {', '.join(bad)})")
+            from pathlib import Path
+            for name in ("vae", "audio_vae"):  # same shapes, other weights: the latents mean something else
+                rec = self.latents["manifest"]["encoders"][name]
+                cfg = {k: v for k, v in read_config(Path(init_from) / name).items() if not k.startswith("_")}
+                if cfg != rec["config"]:
+                    log.warning("the latent cache's %s config differs from %s/%s: its latents may not be what "
+                                "the model was trained on", name, init_from, name)
+        else:
+            self.model = LTXModel(self._model_config(dit, connector, shapes))
+        self.register_buffer("empty_text", self.latents["empty"], persistent=False)
+
     def _set_text_encoder(self, te: dict) -> None:
         # kept out of the module tree (object.__setattr__) so checkpoints do not carry its frozen weights
         object.__setattr__(self, "text_encoder", FrozenTextEncoder(
             path=te.get("path"), max_length=te.get("max_length", 64), cache_size=te.get("cache_size", 4096)))
 
-    def _model_config(self, dit: Any, connector: Any) -> LTXModelConfig:
-        """Architecture from the presets + overrides, with the shapes that the frozen parts fix."""
+    def _model_config(self, dit: Any, connector: Any, shapes: dict | None = None) -> LTXModelConfig:
+        """Architecture from the presets + overrides, with the shapes that the frozen parts fix
+        (``shapes``: those a latent cache records, ``latent_cache.encoder_shapes``)."""
+        if shapes is None:
+            from ltx_train.data.latent_cache import encoder_shapes
+            te = self.text_encoder
+            shapes = encoder_shapes(self.vae, self.audio_vae, te.hidden_size, te.num_hidden_states, te.max_length)
         ccfg = _from_preset(TextConnectorConfig, connector_preset, connector or {"preset": "baseline"}, "model.connector")
-        ccfg = dataclasses.replace(ccfg, in_dim=self.text_encoder.hidden_size,
-                                   in_layers=self.text_encoder.num_hidden_states)
-        acfg = self.audio_vae.cfg
+        ccfg = dataclasses.replace(ccfg, in_dim=shapes["text_dim"], in_layers=shapes["text_layers"])
         dcfg = _from_preset(JointDiTConfig, dit_preset, dit or {"preset": "tiny"}, "model.dit")
         dcfg = dataclasses.replace(
-            dcfg, video_channels=self.vae.config.latent_channels, audio_channels=acfg.latent_channels,
-            temporal_compression=self.vae.temporal_compression, audio_compression=acfg.time_compression,
+            dcfg, video_channels=shapes["video_channels"], audio_channels=shapes["audio_channels"],
+            temporal_compression=shapes["temporal_compression"], audio_compression=shapes["audio_compression"],
             text_dim=ccfg.output_dim)
         heads = (PhysicsHeadsConfig(width=dcfg.width, hidden=self.pcfg.hidden, patch_t=dcfg.patch_size[0])
                  if self.pcfg.enabled else None)
@@ -156,6 +209,12 @@ class DiTModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         record_component(checkpoint, "model", self.model, "model.", ema_prefix="ema." if self.ema else None)
+        if self.latents is not None:  # no VAE in the run: the checkpoint names the cache's encoders
+            enc = self.latents["manifest"]["encoders"]
+            checkpoint["latent_cache"] = {"path": self.latents["path"], "encoders": enc}
+            checkpoint["text_encoder"] = {"path": enc["text_encoder"]["path"],
+                                          "max_length": enc["text_encoder"]["max_length"]}
+            return
         record_component(checkpoint, "vae", self.vae, "vae.")
         record_component(checkpoint, "audio_vae", self.audio_vae, "audio_vae.")
         checkpoint["text_encoder"] = {"path": self.text_encoder_cfg.get("path"),
@@ -163,9 +222,24 @@ class DiTModule(L.LightningModule):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.vae.eval()
-        self.audio_vae.eval()
+        for part in self._frozen():
+            part.eval()
         return self
+
+    def sampling_parts(self) -> tuple[nn.Module, nn.Module, FrozenTextEncoder]:
+        """(vae, audio_vae, text_encoder) for drawing samples. From a latent cache they are loaded
+        on first use from where its manifest says, outside the module tree (not in checkpoints)."""
+        if self.latents is None:
+            return self.vae, self.audio_vae, self.text_encoder
+        if "parts" not in self.latents:
+            from ltx_train.data.latent_cache import encoders_from_record
+            enc = self.latents["manifest"]["encoders"]
+            vae, audio_vae = encoders_from_record(enc)
+            te = FrozenTextEncoder(path=enc["text_encoder"]["path"], max_length=enc["text_encoder"]["max_length"],
+                                   cache_size=256)
+            self.latents["parts"] = (vae.to(self.device), audio_vae.to(self.device), te.to(self.device))
+            log.info("loaded the latent cache's encoders for sampling")
+        return self.latents["parts"]
 
     # ------------------------------------------------------------------ shared with callbacks
     @property
@@ -185,8 +259,11 @@ class DiTModule(L.LightningModule):
     @torch.no_grad()
     def encode_latents(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised latents: video (B, Cv, Tv, Hv, Wv) and audio (B, Ca, Ta)."""
-        z_v = self.vae.encode(batch["video"]).mode()
-        z_a = self.audio_vae.encode(batch["mel"]).mode()
+        if "video_latent" in batch:  # data=latents: the VAEs ran when the cache was written
+            z_v, z_a = batch["video_latent"].float(), batch["audio_latent"].float()
+        else:
+            z_v = self.vae.encode(batch["video"]).mode()
+            z_a = self.audio_vae.encode(batch["mel"]).mode()
         if not self._stats_ready:     # host-side flag: reading the buffer every step would sync the GPU
             if not bool(self.stats_ready):
                 self._measure_stats(z_v, z_a, batch["audio_mask"].bool())
@@ -215,13 +292,31 @@ class DiTModule(L.LightningModule):
         self.stats_ready.fill_(True)
 
     # ------------------------------------------------------------------ the loss
+    def _cached_text(self, batch: dict, drop: list[bool]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cache's encoder states, with the dropped captions' replaced by those of ""."""
+        hidden, mask = batch["text_hidden"].float(), batch["text_mask"].bool()
+        if any(drop):
+            rows = torch.tensor(drop, device=hidden.device)
+            n = self.empty_text.shape[0]
+            empty = torch.zeros_like(hidden[0])
+            empty[:n] = self.empty_text.to(hidden.device)
+            empty_mask = torch.zeros_like(mask[0])
+            empty_mask[:n] = True
+            hidden = torch.where(rows[:, None, None, None], empty, hidden)
+            mask = torch.where(rows[:, None], empty_mask, mask)
+        return self.model.encode_text(hidden, mask)
+
     def _losses(self, batch: dict, generator: torch.Generator | None, train: bool) -> dict[str, torch.Tensor]:
         z_v, z_a = self.encode_latents(batch)
         captions = list(batch["caption"])
+        drop = [False] * len(captions)
         if train and self.hparams.caption_dropout > 0:
             # the empty caption is the unconditional input of classifier-free guidance
-            captions = ["" if random.random() < self.hparams.caption_dropout else c for c in captions]
-        text, text_mask = self.text_tokens(captions)
+            drop = [random.random() < self.hparams.caption_dropout for _ in captions]
+        if "text_hidden" in batch:
+            text, text_mask = self._cached_text(batch, drop)
+        else:
+            text, text_mask = self.text_tokens(["" if d else c for d, c in zip(drop, captions)])
         return joint_losses(self.model, z_v, z_a, text, text_mask, batch, self.loss_cfg, generator)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
