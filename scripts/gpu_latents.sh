@@ -18,8 +18,8 @@ TE=${TE:-$PWD/.gpu_assets/minilm_fp16}
 if [ -n "${SMOKE:-}" ]; then
   DEV=cpu; GPU="trainer=cpu"; N=64; NV=8; NP=16; SHARD=32; BS=8; WK=1; COMPILE=false; BUDGET=20; PROBE=6; LSTEPS=6; DW=0
 else
-  DEV=cuda; GPU="trainer=gpu"; N=16384; NV=64; NP=48; SHARD=512; BS=256; WK=12; COMPILE=true; BUDGET=${BUDGET:-420}
-  PROBE=400; LSTEPS=${LSTEPS:-2000}; DW=8
+  DEV=cuda; GPU="trainer=gpu"; N=16384; NV=64; NP=48; SHARD=128; BS=256; WK=12; COMPILE=true; BUDGET=${BUDGET:-400}
+  PROBE=300; LSTEPS=${LSTEPS:-2000}; DW=8
 fi
 QUIET="trainer.enable_progress_bar=false trainer.log_every_n_steps=50"
 . "$(dirname "$0")/gpu_env.sh"   # stage()

@@ -18,8 +18,6 @@ import json
 import time
 from pathlib import Path
 
-from ltx_train.data.folder import convert_folder
-from ltx_train.data.shard_writer import write_synthetic_shards
 from ltx_train.data.synth import SynthConfig
 from ltx_train.data.synth_palette import PALETTES
 from ltx_train.data.synth_world import CAMERA_MOTIONS, GRAVITY_NAMES
@@ -125,6 +123,10 @@ def _cache(args) -> dict:
 def run(argv: list[str] | None = None) -> dict:
     """Parse ``argv`` and do the work; returns the manifest (synth) or the conversion summary (folder)."""
     args = _parser().parse_args(argv)
+    if args.command == "cache":   # needs neither PyAV nor webdataset for rendered clips
+        return _cache(args)
+    from ltx_train.data.folder import convert_folder
+    from ltx_train.data.shard_writer import write_synthetic_shards
     if args.command == "synth":
         cfg = SynthConfig(width=args.width or args.size, height=args.height or args.size, num_frames=args.frames,
                           fps=args.fps, sample_rate=args.sample_rate, min_objects=args.min_objects,
@@ -138,8 +140,6 @@ def run(argv: list[str] | None = None) -> dict:
         counts = {k: v["num_samples"] for k, v in manifest["splits"].items()}
         print(f"wrote {json.dumps(counts)} samples to {args.out} in {dt:.1f} s ({n / max(dt, 1e-9):.1f} clips/s)")
         return manifest
-    if args.command == "cache":
-        return _cache(args)
     return convert_folder(args.src, args.out, captions=args.captions, clip_seconds=args.clip_seconds,
                           val_fraction=args.val_fraction, shard_size=args.shard_size, seed=args.seed)
 

@@ -45,7 +45,7 @@ import torch
 import torch.nn as nn
 from safetensors import safe_open
 from safetensors.torch import save_file
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ltx_train.audio.mel import LogMel, MelConfig
 from ltx_train.config import ConfigError
@@ -168,8 +168,14 @@ class _Units(Dataset):
         unit = self.units[u]
         return unit if isinstance(unit, str) else f"synthetic seeds {unit[0]}..{unit[1] - 1}"
 
-    def __getitem__(self, u: int) -> tuple[list[dict], list[dict]]:
-        """(decoded samples, skipped: [{"kind", "key", "error"}])."""
+    def __getitem__(self, u: int) -> tuple[dict | None, list[dict]]:
+        """(the unit's decoded clips collated into one batch, or None; skipped: [{"kind", "key", "error"}]).
+        Collated, a unit crosses from a worker as a few large tensors (not thousands of small ones,
+        each of which would hold a file descriptor)."""
+        samples, skipped = self._samples(u)
+        return (default_collate(samples) if samples else None), skipped
+
+    def _samples(self, u: int) -> tuple[list[dict], list[dict]]:
         torch.set_num_threads(1)
         mel = LogMel(MelConfig(**self.clip["mel"]))
         unit = self.units[u]
@@ -206,16 +212,15 @@ def _pack_text(hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 @torch.no_grad()
-def encode_samples(samples: list[dict], enc: Encoders, batch_size: int, dtype: torch.dtype,
+def encode_samples(batch: dict, enc: Encoders, batch_size: int, dtype: torch.dtype,
                    device: torch.device) -> dict[str, torch.Tensor]:
-    """Decoded clips -> the tensors of one shard file (see the module docstring)."""
+    """A unit's decoded clips (collated) -> the tensors of one shard file (see the module docstring)."""
     parts: dict[str, list[torch.Tensor]] = {"video_params": [], "audio_params": [], "text_hidden": []}
     lengths: list[int] = []
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
-    for i in range(0, len(samples), batch_size):
-        chunk = samples[i:i + batch_size]
-        video = torch.stack([s["video"] for s in chunk]).to(device)
-        mel = torch.stack([s["mel"] for s in chunk]).to(device)
+    for i in range(0, len(batch["key"]), batch_size):
+        video = batch["video"][i:i + batch_size].to(device)
+        mel = batch["mel"][i:i + batch_size].to(device)
         if autocast is not None:
             with autocast:
                 v, a = enc.vae.encode_params(video), enc.audio_vae.encode(mel)
@@ -223,14 +228,14 @@ def encode_samples(samples: list[dict], enc: Encoders, batch_size: int, dtype: t
             v, a = enc.vae.encode_params(video), enc.audio_vae.encode(mel)
         parts["video_params"].append(v.float().cpu().to(dtype))
         parts["audio_params"].append(torch.cat([a.mean, a.logvar], 1).float().cpu().to(dtype))
-        hidden, mask = enc.text_encoder.encode([s["caption"] for s in chunk])
+        hidden, mask = enc.text_encoder.encode(list(batch["caption"][i:i + batch_size]))
         packed, n = _pack_text(hidden.cpu(), mask.cpu())
         parts["text_hidden"].append(packed.to(dtype))
         lengths += n
     out = {k: torch.cat(v) for k, v in parts.items()}
     out["text_offsets"] = torch.tensor(np.concatenate([[0], np.cumsum(lengths)]), dtype=torch.int64)
     for k in LABELS:
-        out[k] = torch.stack([torch.as_tensor(s[k]) for s in samples])
+        out[k] = batch[k]
     return out
 
 
@@ -296,22 +301,21 @@ def build_cache(out: str | Path, splits: dict[str, _Units], enc: Encoders, *, cl
                 todo.append(u)
         loader = DataLoader(torch.utils.data.Subset(units, todo), batch_size=None, num_workers=workers,
                             collate_fn=_identity, prefetch_factor=2 if workers else None)
-        for u, (samples, skipped) in zip(todo, loader):
+        for u, (batch, skipped) in zip(todo, loader):
             name = units.name(u)
             for s in skipped:
                 warnings.warn(f"ltx-shards cache: skipped {s['kind']} sample {s['key']!r} of {name}: {s['error']}")
             kinds = dict(Counter(s["kind"] for s in skipped))
             path = out / f"{split}-{u:06d}.safetensors"
-            if samples:
-                tensors = encode_samples(samples, enc, batch_size, DTYPES[dtype], dev)
-                meta = {"format": FORMAT, "stamp": stamp, "source": name, "num_samples": str(len(samples)),
-                        "skipped": json.dumps(kinds), "keys": json.dumps([s["key"] for s in samples]),
-                        "captions": json.dumps([s["caption"] for s in samples]),
-                        "urls": json.dumps([s["url"] for s in samples])}
+            n = len(batch["key"]) if batch is not None else 0
+            if n:
+                tensors = encode_samples(batch, enc, batch_size, DTYPES[dtype], dev)
+                meta = {"format": FORMAT, "stamp": stamp, "source": name, "num_samples": str(n),
+                        "skipped": json.dumps(kinds), "keys": json.dumps(list(batch["key"])),
+                        "captions": json.dumps(list(batch["caption"])), "urls": json.dumps(list(batch["url"]))}
                 _save_atomic(tensors, path, meta)
-            entries[u] = {"file": path.name if samples else None, "num_samples": len(samples),
-                          "skipped": kinds, "source": name}
-            clips += len(samples)
+            entries[u] = {"file": path.name if n else None, "num_samples": n, "skipped": kinds, "source": name}
+            clips += n
             bar.update(1)
             bar.set_postfix(clips=clips, clips_per_s=f"{clips / (time.perf_counter() - t0):.1f}")
         kept = [e for e in entries if e is not None and e["num_samples"]]
