@@ -1,5 +1,6 @@
-# Sourced by scripts/gpu_run.sh, gpu_study.sh and pretrain_reference.sh: the device machine's set-up.
+# Sourced by scripts/gpu_run.sh, gpu_study.sh, pretrain_reference.sh and gpu_latents.sh: the device set-up.
 #   stage NAME CMD...   runs CMD with its log in $W/logs, leaves $W/status/NAME.ok or .fail
+#   bg_main "$@"        the start | run | wait driver of a background GPU script (see below)
 #   gpu_env_setup DIR   exports the environment, installs carried wheels (.wheels/) when hydra & co.
 #                       are missing, and writes a stand-in text encoder to DIR.
 gpu_env_setup() {
@@ -27,4 +28,39 @@ stage() {   # stage NAME CMD... : runs CMD with its log, leaves NAME.ok or NAME.
   if "$@" >"$W/logs/$name.log" 2>&1; then touch "$W/status/$name.ok"; else touch "$W/status/$name.fail"; fi
   echo "[$(date +%T)] $name: $(ls "$W/status" | grep "^$name\." | cut -d. -f2)" >>"$W/timeline.txt"
   [ -e "$W/status/$name.ok" ]
+}
+
+# The driver of a background GPU script that defines run_all, pack and RUNS (its run folders under $W):
+#   SCRIPT start       fresh $W, carried wheels (.wheels) when hydra is missing, `SCRIPT run` under setsid
+#   SCRIPT run         run_all, then $W/status/all.done
+#   SCRIPT wait [S]    waits <= S seconds (540) for all.done, packs into $OUT, prints the timeline, the
+#                      last lines of every log and the last logged row of every run
+bg_main() {
+  case ${1:?start|wait} in
+  start)
+    rm -rf "$W"; mkdir -p "$W/logs" "$W/status"
+    export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+    if [ -d .wheels ] && ! $PY -c "import hydra" 2>/dev/null; then   # the device lacks hydra & co.
+      $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .wheels/*.whl || exit 1
+    fi
+    export PYTHONPATH=$PWD:/tmp/site
+    W=$W setsid bash "$0" run </dev/null >"$W/logs/run.out" 2>&1 &
+    echo "started: $W"
+    ;;
+  run) run_all; touch "$W/status/all.done" ;;
+  wait)
+    local deadline=$(( $(date +%s) + ${2:-540} ))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+      [ -e "$W/status/all.done" ] && { echo "all done"; break; }
+      sleep 10
+    done
+    OUT=${OUT:-$W/out}; mkdir -p "$OUT"; pack
+    cat "$W/timeline.txt"
+    for f in "$W"/logs/*.log; do echo "== $f"; grep -v "^\s*$" "$f" | tail -3 | cut -c1-300; done
+    command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
+    for run in $RUNS; do   # progress: last logged row
+      [ -f "$W/$run/csv/version_0/metrics.csv" ] && echo "$run: $(wc -l <"$W/$run/csv/version_0/metrics.csv") rows; last: $(tail -n 1 "$W/$run/csv/version_0/metrics.csv" | cut -c1-200)"
+    done
+    ;;
+  esac
 }

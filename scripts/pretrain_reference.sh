@@ -10,7 +10,6 @@
 #   bash scripts/pretrain_reference.sh wait 540       # waits <= 540 s, prints progress, packs $OUT
 # SMOKE=1 runs the same on CPU in a few minutes (a check of the script itself).
 set -uo pipefail
-CMD=${1:?start|wait}
 W=${W:-/tmp/ltx_reference}
 PY=${PY:-python3}
 TEXT_ENCODER=${TEXT_ENCODER:-$PWD/.gpu_assets/minilm_fp16}
@@ -69,30 +68,5 @@ pack() {   # what comes back: the pretrained dir (split into <= 15 MB parts) and
   fi
 }
 
-case $CMD in
-start)
-  rm -rf "$W"; mkdir -p "$W/logs" "$W/status"
-  export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
-  if [ -d .wheels ] && ! $PY -c "import hydra" 2>/dev/null; then   # the device lacks hydra & co.: carried wheels
-    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .wheels/*.whl || exit 1
-  fi
-  export PYTHONPATH=$PWD:/tmp/site
-  W=$W setsid bash "$0" run </dev/null >"$W/logs/run.out" 2>&1 &
-  echo "started: $W"
-  ;;
-run) run_all; touch "$W/status/all.done" ;;
-wait)
-  deadline=$(( $(date +%s) + ${2:-540} ))
-  while [ "$(date +%s)" -lt "$deadline" ]; do
-    [ -e "$W/status/all.done" ] && { echo "all done"; break; }
-    sleep 10
-  done
-  OUT=${OUT:-$W/out}; mkdir -p "$OUT"; pack
-  cat "$W/timeline.txt"
-  for f in "$W"/logs/*.log; do echo "== $f"; grep -v "^\s*$" "$f" | tail -3 | cut -c1-300; done
-  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
-  for run in vae audio_vae vocoder dit; do   # progress: last logged row
-    [ -f "$W/$run/csv/version_0/metrics.csv" ] && echo "$run: $(wc -l <"$W/$run/csv/version_0/metrics.csv") rows; last: $(tail -n 1 "$W/$run/csv/version_0/metrics.csv" | cut -c1-200)"
-  done
-  ;;
-esac
+RUNS="vae audio_vae vocoder dit"
+bg_main "$@"

@@ -143,3 +143,20 @@ def synthetic_shards(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synthetic")
     write_synthetic_shards(out, n_train=8, n_val=4, shard_size=4, workers=1, seed=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_base_dir(tmp_path_factory) -> Path:
+    """A tiny pretrained directory with random weights (``test_lora_training.tiny_base``)."""
+    from test_lora_training import tiny_base
+    return tiny_base(tmp_path_factory.mktemp("tiny_base") / "pretrained")
+
+
+@pytest.fixture(scope="session")
+def latent_cache(tiny_base_dir, synthetic_shards, tmp_path_factory) -> Path:
+    """``ltx-shards cache`` of ``synthetic_shards`` (8 train + 4 val clips) with ``tiny_base_dir``'s encoders."""
+    from ltx_train.data.cli import run as shards_cli
+    out = tmp_path_factory.mktemp("latents") / "cache"
+    shards_cli(["cache", "--shards", str(synthetic_shards), "--pretrained", str(tiny_base_dir), "--out", str(out),
+                "--batch-size", "3"])
+    return out

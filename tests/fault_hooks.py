@@ -24,3 +24,28 @@ class PoisonBatches(L.Callback):
             for v in batch.values():
                 if torch.is_tensor(v) and v.is_floating_point():
                     v.fill_(float("nan"))
+
+
+class RecordRanks(L.Callback):
+    """Writes what each rank did to ``<default_root_dir>/rank<r>.json``: the keys of every training batch
+    (with its epoch and step), each step's loss, and a hash of the model's weights at the end."""
+
+    def __init__(self):
+        self.batches, self.losses = [], []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self.batches.append({"epoch": trainer.current_epoch, "step": trainer.global_step, "keys": list(batch["key"])})
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        self.losses.append(float(loss))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        import hashlib
+        import json
+        from pathlib import Path
+        h = hashlib.sha256()
+        for name, t in sorted(pl_module.model.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().float().numpy().tobytes())
+        out = Path(trainer.default_root_dir) / f"rank{trainer.global_rank}.json"
+        out.write_text(json.dumps({"world": trainer.world_size, "batches": self.batches, "losses": self.losses,
+                                   "weights": h.hexdigest()}))

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 from ltx_train.data.cli import run as shards_cli
 from ltx_train.data.latent_cache import LatentCacheError
 from ltx_train.data.latents import LatentDataModule, LatentStream
-from ltx_train.hydra_utils import CONF_DIR, register_resolvers
+from ltx_train.hydra_utils import register_resolvers
+from test_lora_training import compose_cfg
 
 register_resolvers()
 FAST = ["trainer.val_check_interval=2", "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false",
@@ -21,23 +21,14 @@ FAST = ["trainer.val_check_interval=2", "trainer.limit_val_batches=1", "trainer.
         "callbacks.sample_videos.every_n_steps=2"]
 
 
-def compose_cfg(name: str, out: Path, *overrides: str):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(name, overrides=[f"paths.root_dir={out}", f"paths.output_dir={out}", *overrides])
+@pytest.fixture(scope="module")
+def base_dir(tiny_base_dir) -> Path:
+    return tiny_base_dir
 
 
 @pytest.fixture(scope="module")
-def base_dir(tmp_path_factory) -> Path:
-    from test_lora_training import tiny_base
-    return tiny_base(tmp_path_factory.mktemp("base") / "pretrained")
-
-
-@pytest.fixture(scope="module")
-def cache(base_dir, synthetic_shards, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("latents") / "cache"
-    shards_cli(["cache", "--shards", str(synthetic_shards), "--pretrained", str(base_dir), "--out", str(out),
-                "--batch-size", "3"])
-    return out
+def cache(latent_cache) -> Path:
+    return latent_cache
 
 
 def test_the_cache_holds_what_the_encoders_give_on_the_decoded_clips(cache, base_dir, synthetic_shards):
