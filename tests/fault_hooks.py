@@ -2,7 +2,13 @@
 ``+callbacks.steps._target_=fault_hooks.StepPrinter`` and ``+callbacks.poison._target_=fault_hooks.PoisonBatches``."""
 from __future__ import annotations
 
+import hashlib
+import json
+import random
+from pathlib import Path
+
 import lightning as L
+import numpy as np
 import torch
 
 
@@ -28,20 +34,24 @@ class PoisonBatches(L.Callback):
 
 class RecordRanks(L.Callback):
     """Writes what each rank did to ``<default_root_dir>/rank<r>.json``: the keys of every training batch
-    (with its epoch and step), each step's loss, and a hash of the model's weights at the end."""
+    (with its epoch, step and a hash of the torch RNG state after the step), each step's loss, and a hash
+    of the model's weights at the end."""
 
     def __init__(self):
         self.batches, self.losses = [], []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        self.batches.append({"epoch": trainer.current_epoch, "step": trainer.global_step, "keys": list(batch["key"])})
+        import hashlib  # the RNG streams after this step's draws (noise, timesteps, caption dropout)
+        import random
+        import numpy as np
+        rng = hashlib.sha256(torch.get_rng_state().numpy().tobytes() + repr(random.getstate()).encode()
+                             + np.random.get_state()[1].tobytes()).hexdigest()[:16]
+        self.batches.append({"epoch": trainer.current_epoch, "step": trainer.global_step, "keys": list(batch["key"]),
+                             "rng": rng})
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         self.losses.append(float(loss))
 
     def on_train_end(self, trainer, pl_module) -> None:
-        import hashlib
-        import json
-        from pathlib import Path
         h = hashlib.sha256()
         for name, t in sorted(pl_module.model.state_dict().items()):
             h.update(name.encode())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import warnings
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from ltx_train.audio.mel import MelConfig
@@ -29,6 +30,13 @@ def _check(condition: bool, message: str) -> None:
 
 class LiveLoader(DataLoader):
     """Starts its stream's epoch (in the main process) before workers are created or resumed."""
+
+    def __init__(self, *args, **kwargs):
+        # its own generator: making an iterator draws the workers' base seed from it, not from torch's
+        # global RNG, so the training noise does not depend on when the iterators were made (they are
+        # made at a different moment after a resume); the streams need no worker randomness
+        kwargs.setdefault("generator", torch.Generator().manual_seed(0))
+        super().__init__(*args, **kwargs)
 
     def __iter__(self):
         self.dataset.begin_epoch()
