@@ -177,3 +177,35 @@ def test_latent_batches_resume_exactly_and_ranks_read_disjoint_samples(cache):
     ranks = [set(LatentStream(cache, "train", 2, role="train", train=True, seed=3, rank=r, world_size=2)
                  .epoch_items(0).tolist()) for r in range(2)]
     assert not ranks[0] & ranks[1] and len(ranks[0] | ranks[1]) == 8
+
+
+def test_the_cache_round_trips_tensors_exactly(base_dir, synthetic_shards, tmp_path):
+    """With --dtype float32 what the encoders gave is what training reads, bit for bit."""
+    import ltx_train.data.latent_cache as lc
+    from safetensors.torch import load_file
+
+    written = {}
+    real_save = lc._save_atomic
+
+    def keep(tensors, path, metadata):   # what encode_samples produced, as it goes to disk
+        written[path.name] = {k: v.clone() for k, v in tensors.items()}
+        real_save(tensors, path, metadata)
+    lc._save_atomic = keep
+    try:
+        shards_cli(["cache", "--shards", str(synthetic_shards), "--splits", "val", "--pretrained", str(base_dir),
+                    "--out", str(tmp_path / "f32"), "--dtype", "float32"])
+    finally:
+        lc._save_atomic = real_save
+    stream = LatentStream(tmp_path / "f32", "val", 4, role="val", train=False, seed=0)
+    stream.worker_init()
+    ref = written["val-000000.safetensors"]
+    assert all(torch.equal(v, load_file(str(tmp_path / "f32" / "val-000000.safetensors"))[k]) for k, v in ref.items())
+    c = ref["video_params"].shape[1] // 2
+    for j in range(int(stream.starts[1])):
+        s = stream.load(j)
+        assert torch.equal(s["video_latent"], ref["video_params"][j, :c])
+        assert torch.equal(s["audio_latent"], ref["audio_params"][j, :ref["audio_params"].shape[1] // 2])
+        lo, hi = ref["text_offsets"][j:j + 2].tolist()
+        assert torch.equal(s["text_hidden"][:hi - lo], ref["text_hidden"][lo:hi])
+        assert not s["text_hidden"][hi - lo:].any() and int(s["text_mask"].sum()) == hi - lo
+        assert torch.equal(s["centers"], ref["centers"][j]) and torch.equal(s["contacts"], ref["contacts"][j])
