@@ -140,3 +140,18 @@ def test_two_single_process_nodes_keep_the_same_promises(latent_cache, tmp_path)
         assert resumed["batches"] == straight["batches"][2:]
         assert resumed["losses"] == straight["losses"][2:]
         assert resumed["weights"] == straight["weights"]
+
+
+def test_a_lora_trains_under_ddp_with_one_adapter_for_both_ranks(latent_cache, tiny_base_dir, tmp_path):
+    run = tmp_path / "lora"
+    cmd = ltx_train(run, latent_cache, "trainer=ddp_cpu", "data.batch_size=2", "trainer.max_steps=2",
+                    "model.lora.rank=4")
+    cmd[cmd.index("experiment=dit_tiny")] = "experiment=lora_style"
+    cmd.insert(4, f"base={tiny_base_dir}")
+    run_ok([c for c in cmd if not c.startswith("model.ema_decay")])
+    r0, r1 = ranks(run, 2)
+    assert r0["weights"] == r1["weights"]
+    assert not {k for b in r0["batches"] for k in b["keys"]} & {k for b in r1["batches"] for k in b["keys"]}
+    assert (run / "adapter" / "adapter_model.safetensors").is_file()
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["state_dict"] and all("lora_" in k or k == "stats_ready" for k in ckpt["state_dict"])
