@@ -94,8 +94,8 @@ def package_versions() -> dict[str, str]:
     for name in PACKAGES:
         try:
             out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
+        except metadata.PackageNotFoundError:  # not installed here: nothing to record
+            continue
     return out
 
 

@@ -240,16 +240,17 @@ def encode_samples(batch: dict, enc: Encoders, batch_size: int, dtype: torch.dty
 
 
 def _save_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.chmod(tmp, 0o644)  # safetensors creates files readable by their owner alone
-    os.replace(tmp, path)
+    from ltx_train.modules.checkpointing import atomic_replace
+
+    def write(tmp: Path) -> None:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        os.chmod(tmp, 0o644)  # safetensors creates files readable by their owner alone
+    atomic_replace(path, write)
 
 
 def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
+    from ltx_train.modules.checkpointing import atomic_replace
+    atomic_replace(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=1) + "\n"))
 
 
 def shard_metadata(path: Path) -> dict | None:

@@ -49,10 +49,10 @@ class LatentStream(IndexStream):
         manifest = read_manifest(path)
         self.path, self.split, self.sample_posterior = Path(path), split, sample_posterior
         self.max_length = int(manifest["shapes"]["max_length"])
-        self.files, counts = zip(*iter_shard_paths(path, split)) if manifest["splits"].get(split, {}).get("shards") \
-            else ((), ())
-        if not self.files:
+        shards = list(iter_shard_paths(path, split))   # names the manifest and split when it has none
+        if not shards:
             raise LatentCacheError(f"{self.path}: split {split!r} holds no samples")
+        self.files, counts = zip(*shards)
         for f in self.files:
             if not f.is_file():
                 raise LatentCacheError(f"{f}: listed in {self.path / 'manifest.json'} but missing")

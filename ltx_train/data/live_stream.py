@@ -166,7 +166,9 @@ class IndexStream(IterableDataset):
         """Called in each worker (or the main process) before it loads items."""
 
     def load(self, item: int) -> dict:
-        raise NotImplementedError
+        """One sample of the batch contract for ``item`` (what ``epoch_items`` returned); every subclass
+        defines it (``LiveStream`` renders a seed, ``LatentStream`` reads a cached clip)."""
+        raise NotImplementedError(f"{type(self).__name__} must define load(item)")
 
     def collate(self, samples: list[dict]) -> dict:
         return default_collate(samples)  # in a worker it stacks straight into shared memory
