@@ -153,7 +153,7 @@ def bench_diffusers(args, device) -> dict | None:
     mask[:, lt - lt // 4:] = 0
     t = torch.rand(b, device=device, generator=g) * 1000
     target = torch.randn_like(x)
-    fwd_model = torch.compile(model) if args.compile else model
+    fwd_model = torch.compile(model) if args.compile and not args.diffusers_eager else model
 
     def forward(m):
         out = fwd_model(x, text, t, mask, num_frames=tv, height=hv, width=wv,
@@ -168,7 +168,62 @@ def bench_diffusers(args, device) -> dict | None:
             "naive_flops": 6.0 * params * b * nv, "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30}
 
 
+def bench_diffusers_ltx2(args, device) -> dict | None:
+    """diffusers' audio-video ``LTX2VideoTransformer3DModel`` at our preset's depth and video width (its
+    audio stream at half the width, as LTX-2), on the same video, audio and text token counts. Timed for
+    tokens/s and peak memory; its FLOPs are not counted (two streams with cross-modal attention)."""
+    try:
+        from diffusers import LTX2VideoTransformer3DModel
+    except ImportError:
+        print("diffusers (>= 0.42) not importable: skipping the LTX2VideoTransformer3DModel comparison")
+        return None
+    cfg = preset(args.preset)
+    model = LTX2VideoTransformer3DModel(
+        in_channels=cfg.video_channels, out_channels=cfg.video_channels, num_attention_heads=cfg.heads,
+        attention_head_dim=cfg.head_dim, cross_attention_dim=cfg.width, audio_in_channels=cfg.audio_channels,
+        audio_out_channels=cfg.audio_channels, audio_num_attention_heads=cfg.heads // 2,
+        audio_attention_head_dim=cfg.head_dim, audio_cross_attention_dim=cfg.width // 2, num_layers=cfg.depth,
+        caption_channels=cfg.text_dim).to(device)
+    if args.grad_ckpt:
+        model.enable_gradient_checkpointing()
+    b, (tv, hv, wv), lt = args.batch, args.latent, args.text_tokens
+    seconds = ((tv - 1) * cfg.temporal_compression + 1) / cfg.fps
+    ta = round(seconds * cfg.audio_sample_rate / (cfg.audio_hop_length * cfg.audio_compression))
+    nv = tv * hv * wv
+    g = torch.Generator(device).manual_seed(0)
+    x = torch.randn(b, nv, cfg.video_channels, device=device, generator=g)
+    a = torch.randn(b, ta, cfg.audio_channels, device=device, generator=g)
+    text = torch.randn(b, lt, cfg.text_dim, device=device, generator=g)
+    mask = torch.ones(b, lt, device=device)
+    mask[:, lt - lt // 4:] = 0
+    t = torch.rand(b, device=device, generator=g)
+    tx, ta_target = torch.randn_like(x), torch.randn_like(a)
+    fwd_model = torch.compile(model) if args.compile and not args.diffusers_eager else model
+
+    def forward(m):
+        v_out, a_out = fwd_model(
+            hidden_states=x, audio_hidden_states=a, encoder_hidden_states=text, audio_encoder_hidden_states=text,
+            timestep=(t * 1000)[:, None].expand(b, nv), audio_timestep=t * 1000, sigma=t,
+            encoder_attention_mask=mask, audio_encoder_attention_mask=mask, num_frames=tv, height=hv, width=wv,
+            fps=cfg.fps, audio_num_frames=ta, return_dict=False)
+        return F.mse_loss(v_out.float(), tx) + F.mse_loss(a_out.float(), ta_target)
+
+    torch.cuda.reset_peak_memory_stats()
+    sec = time_steps(make_step(model, forward), args.warmup, args.steps)
+    params = sum(p.numel() for p in model.parameters())
+    return {"model": "diffusers.LTX2VideoTransformer3DModel" + (" (eager)" if fwd_model is model else ""),
+            "params": params, "tokens": b * (nv + ta + lt), "video_tokens": b * nv, "step_s": sec, "flops": None,
+            "naive_flops": 6.0 * params * b * (nv + ta), "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30}
+
+
 def report(r: dict, peak_tflops: float) -> None:
+    if r["flops"] is None:   # not counted: tokens/s and memory only
+        r.update(tokens_per_s=r["tokens"] / r["step_s"], video_tokens_per_s=r["video_tokens"] / r["step_s"],
+                 naive_mfu=r["naive_flops"] / r["step_s"] / 1e12 / peak_tflops)
+        print(f"{r['model']}: {r['params'] / 1e6:.0f} M params, {r['tokens']} tokens/step | step {r['step_s'] * 1e3:.1f} ms"
+              f" | {r['tokens_per_s']:.0f} tokens/s ({r['video_tokens_per_s']:.0f} video tokens/s)"
+              f" | naive 6*params*tokens MFU {100 * r['naive_mfu']:.1f}% | peak mem {r['peak_mem_gib']:.1f} GiB")
+        return
     tflops = r["flops"] / r["step_s"] / 1e12
     r.update(tflops=tflops, mfu=tflops / peak_tflops, naive_mfu=r["naive_flops"] / r["step_s"] / 1e12 / peak_tflops,
              tokens_per_s=r["tokens"] / r["step_s"], video_tokens_per_s=r["video_tokens"] / r["step_s"])
@@ -195,6 +250,11 @@ def main(argv=None):
     p.add_argument("--index-gather", action="store_true",
                    help="with --cond-frame: broadcast the modulation by advanced indexing (the old path) for an A/B")
     p.add_argument("--no-diffusers", action="store_true")
+    p.add_argument("--ltx2", action="store_true",
+                   help="also time diffusers' audio-video LTX2VideoTransformer3DModel at the matched size")
+    p.add_argument("--diffusers-eager", action="store_true", help="with --compile: run diffusers' models eager")
+    p.add_argument("--sdpa", default="auto", choices=["auto", "cudnn", "flash", "efficient"],
+                   help="force one SDPA backend for our model (default: cuDNN, flash, efficient, math in turn)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak (default from the GPU name)")
@@ -215,13 +275,21 @@ def main(argv=None):
                 index[runs] = torch.tensor([g for g, n in runs for _ in range(n)], device=rows.device)
             return rows[:, index[runs]]
         layers.expand_runs = gather
+    if args.sdpa != "auto":
+        from torch.nn.attention import SDPBackend
+
+        from ltx_train.models.dit import layers
+        layers.SDPA_PRIORITY = [{"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
+                                 "efficient": SDPBackend.EFFICIENT_ATTENTION}[args.sdpa]]
     name = torch.cuda.get_device_name()
     peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), 989.0)
-    print(f"{name}, torch {torch.__version__}, peak {peak:.0f} TFLOP/s bf16, compile={args.compile}, "
+    print(f"{name}, torch {torch.__version__}, peak {peak:.0f} TFLOP/s bf16, compile={args.compile}, sdpa={args.sdpa}, "
           f"grad_ckpt={args.grad_ckpt}, text_mask={not args.no_text_mask}, cond_frame={args.cond_frame}, "
           f"index_gather={args.index_gather}")
     results = []
-    for fn in (bench_joint, None if args.no_diffusers else bench_diffusers):
+    fns = (bench_joint, None if args.no_diffusers else bench_diffusers,
+           bench_diffusers_ltx2 if args.ltx2 and not args.no_diffusers else None)
+    for fn in fns:
         if fn is None:
             continue
         t0 = time.time()
@@ -231,9 +299,10 @@ def main(argv=None):
             r["wall_s"] = time.time() - t0
             results.append(r)
         torch.cuda.empty_cache()
-    if len(results) == 2:
-        ours, theirs = results
-        print(f"video tokens/s ours / diffusers: {ours['video_tokens_per_s'] / theirs['video_tokens_per_s']:.2f}x")
+    ours = results[0] if results else None
+    for theirs in results[1:]:
+        print(f"video tokens/s ours / {theirs['model']}: {ours['video_tokens_per_s'] / theirs['video_tokens_per_s']:.2f}x"
+              f"; peak memory ours / theirs: {ours['peak_mem_gib'] / theirs['peak_mem_gib']:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"device": name, "args": vars(args), "results": results}, indent=2))
     return 0

@@ -97,10 +97,21 @@ def _latent_kwargs(cfg: DictConfig, datamodule) -> dict:
     return {"latents": datamodule.path}
 
 
+def _check_strategy(trainer: L.Trainer, module) -> None:
+    """``trainer=fsdp`` shards the DiT stage and LoRA (``DiTModule.configure_model``); the other stages
+    have no sharding plan: refuse before training, naming the stage, instead of Lightning's TypeError."""
+    from ltx_train.modules.dit_module import DiTModule
+    from ltx_train.parallelize import is_fsdp
+    if is_fsdp(trainer) and not isinstance(module, DiTModule):
+        raise ConfigError(f"trainer=fsdp shards the DiT stage and LoRA (model=dit / lora); {type(module).__name__} "
+                          f"has no sharding plan: train it with trainer=ddp (it fits one GPU), or trainer=gpu")
+
+
 def _fit(cfg: DictConfig, module, datamodule, callbacks: list, loggers: list, plain_cfg: dict,
          identity: dict) -> L.Trainer:
     trainer: L.Trainer = build(cfg, "trainer", callbacks=callbacks, logger=loggers or False,
                                **_checkpoint_plugins(cfg))
+    _check_strategy(trainer, module)
     # the resolved config plus git commit, overrides, versions and data manifests (W&B config, hparams.yaml)
     hparams = {**plain_cfg, "provenance": provenance(cfg, identity)}
     for lg in loggers:

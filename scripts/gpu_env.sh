@@ -22,6 +22,12 @@ BertModel(cfg).save_pretrained(sys.argv[1]); tok.save_pretrained(sys.argv[1])
 PYEOF
 }
 
+# dmon_start FILE / dmon_stop: nvidia-smi dmon (SM utilisation, time-stamped, every second) in the background.
+# It kills the dmon process itself: `( nvidia-smi dmon ... ) & kill $!` killed only the subshell, and the
+# orphaned dmon went on writing into FILE through the later stages (sessions 5 and 6 until this fix).
+dmon_start() { DMON=; command -v nvidia-smi >/dev/null || return 0; nvidia-smi dmon -s u -d "${2:-1}" -o T >"$1" 2>&1 & DMON=$!; }
+dmon_stop() { [ -n "${DMON:-}" ] && kill "$DMON" 2>/dev/null; DMON=; }
+
 stage() {   # stage NAME CMD... : runs CMD with its log, leaves NAME.ok or NAME.fail
   local name=$1; shift
   echo "[$(date +%T)] $name: start" >>"$W/timeline.txt"

@@ -24,11 +24,11 @@ QUIET="trainer.enable_progress_bar=false trainer.log_every_n_steps=50"
 . "$(dirname "$0")/gpu_env.sh"   # stage()
 
 probe() {   # probe NAME BATCH: a short cached run; its metrics.json holds perf/step_time_s
-  ( command -v nvidia-smi >/dev/null && nvidia-smi dmon -s u -d 2 >"$W/logs/$1_sm.txt" 2>&1 ) & local dmon=$!
+  dmon_start "$W/logs/$1_sm.txt" 2
   stage "$1" $PY -m ltx_train.train experiment=reference_base_latents $GPU $QUIET data.path="$W/latents/world" \
     data.batch_size=$2 data.num_workers=$DW trainer.max_steps=$PROBE model.total_steps=$PROBE \
     trainer.limit_val_batches=0 model.compile=$COMPILE hydra.run.dir="$W/$1"
-  kill $dmon 2>/dev/null
+  dmon_stop
 }
 
 run_all() {
@@ -42,12 +42,12 @@ run_all() {
   local st; st=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['perf/step_time_s'])" "$W/probe256/metrics.json")
   local steps; steps=$($PY -c "import sys; print(max(20, min(20000, int($BUDGET / float(sys.argv[1])))))" "$st")
   echo "dit: $steps steps (probe step time $st s, budget $BUDGET s)" >>"$W/timeline.txt"
-  ( command -v nvidia-smi >/dev/null && nvidia-smi dmon -s u -d 5 >"$W/logs/dit_sm.txt" 2>&1 ) & local dmon=$!
+  dmon_start "$W/logs/dit_sm.txt" 5
   stage dit $PY -m ltx_train.train experiment=reference_base_latents $GPU $QUIET data.path="$W/latents/world" \
     data.batch_size=$BS data.num_workers=$DW trainer.max_steps=$steps model.total_steps=$steps \
     trainer.val_check_interval=$(( steps / 8 > 0 ? steps / 8 : 1 )) trainer.max_time=$(printf 00:00:%02d:%02d $((BUDGET * 3 / 2 / 60)) $((BUDGET * 3 / 2 % 60))) \
     model.compile=$COMPILE hydra.run.dir="$W/dit"
-  kill $dmon 2>/dev/null
+  dmon_stop
   stage export $PY -m ltx_train.export checkpoint="$W/dit/checkpoints/last.ckpt" \
     out="$W/pretrained" dtype=bfloat16 packaged_text_encoder=true hydra.run.dir="$W/export" || return 1
   cp -r "$ASSET/vocoder" "$W/pretrained/" && $PY - "$W/pretrained" <<'PYEOF'

@@ -39,14 +39,13 @@ run_all() {
     data.batch_size=$BS trainer.max_time=$T_VAE trainer.max_steps=$S_VAE model.total_steps=$S_VAE \
     trainer.val_check_interval=$VAL hydra.run.dir="$W/vae" || return 1
   wait $pa || return 1
-  ( command -v nvidia-smi >/dev/null && nvidia-smi dmon -s u -d 5 >"$W/logs/dit_gpu_util.txt" 2>&1 ) &
-  local dmon=$!
+  dmon_start "$W/logs/dit_gpu_util.txt" 5
   stage dit $PY -m ltx_train.train experiment=reference_base $GPU $QUIET $LIVE data.num_workers=$WD \
     data.batch_size=$BS_DIT trainer.max_time=$T_DIT trainer.max_steps=$S_DIT model.total_steps=$S_DIT \
     trainer.val_check_interval=$VAL model.compile=$COMPILE model.text_encoder.path="$TEXT_ENCODER" \
     model.text_encoder.cache_size=0 model.vae_checkpoint="$W/vae/checkpoints/last.ckpt" \
     model.audio_vae_checkpoint="$W/audio_vae/checkpoints/last.ckpt" hydra.run.dir="$W/dit"
-  kill $dmon 2>/dev/null
+  dmon_stop
   wait $pv
   [ -e "$W/dit/checkpoints/last.ckpt" ] || return 1   # a run stopped by its time budget still exports
   stage export $PY -m ltx_train.export checkpoint="$W/dit/checkpoints/last.ckpt" \

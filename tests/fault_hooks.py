@@ -54,6 +54,8 @@ class RecordRanks(L.Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         h = hashlib.sha256()
         for name, t in sorted(pl_module.model.state_dict().items()):
+            if hasattr(t, "full_tensor"):     # FSDP2 shard: every rank gathers the whole tensor
+                t = t.full_tensor()
             h.update(name.encode())
             h.update(t.detach().cpu().contiguous().float().numpy().tobytes())
         out = Path(trainer.default_root_dir) / f"rank{trainer.global_rank}.json"

@@ -6,6 +6,7 @@ from ltx_train.diffusion.flow import add_noise, flow_loss, velocity_target
 from ltx_train.models.dit.dit import VIDEO, JointDiT
 from ltx_train.models.dit.layers import expand_runs
 from ltx_train.models.dit.presets import preset
+from ltx_train.parallelize import compile_blocks
 from ltx_train.models.dit.rope import rope_angles
 from ltx_train.timing import audio_latent_times, video_latent_times
 
@@ -159,7 +160,7 @@ def test_gradient_checkpointing_matches_plain_backward():
 
 
 def test_compiled_blocks_match_eager_and_keep_state_dict_keys():
-    """``compile_blocks`` with dynamo's eager backend: the graphs are captured (a graph break or a
+    """``parallelize.compile_blocks`` with dynamo's eager backend: the graphs are captured (a graph break or a
     failed trace raises with fullgraph=True) and give the eager outputs and gradients; inductor's code
     generation is checked on the GPU (tests/test_gpu.py)."""
     torch._dynamo.reset()
@@ -167,7 +168,7 @@ def test_compiled_blocks_match_eager_and_keep_state_dict_keys():
     for compiled in (False, True):
         model = randomize_zero_init(tiny()).train()
         if compiled:
-            model.compile_blocks(backend="eager", fullgraph=True)
+            compile_blocks(model, backend="eager", fullgraph=True)
         cfg = model.cfg
         cond = torch.zeros(B, TV, dtype=torch.bool)
         cond[:, 0] = True                                  # the training path: per-token-frame modulation

@@ -10,6 +10,7 @@ from ltx_train.diffusion.flow import add_noise, flow_loss, velocity_target
 from ltx_train.models.dit.dit import JointDiT
 from ltx_train.models.dit.presets import preset as dit_preset
 from ltx_train.models.vae import VideoVAE, preset as vae_preset
+from ltx_train.parallelize import compile_blocks
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -53,7 +54,7 @@ def test_compiled_dit_blocks_match_eager_under_bf16_on_cuda():
             if torch.count_nonzero(p) == 0:
                 torch.nn.init.normal_(p, std=0.1)
         if compiled:
-            dit.compile_blocks()
+            compile_blocks(dit)
         g = torch.Generator("cuda").manual_seed(1)
         video, audio = torch.randn(2, 16, 3, 4, 4, device="cuda", generator=g), torch.randn(2, 8, 12, device="cuda", generator=g)
         text, mask = torch.randn(2, 6, 64, device="cuda", generator=g), torch.ones(2, 6, dtype=torch.bool, device="cuda")

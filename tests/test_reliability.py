@@ -39,7 +39,7 @@ class Tiny(L.LightningModule):
 
     def training_step(self, batch, _):
         loss = (self.lin(batch["x"]) - 1).pow(2).mean()
-        self.losses.append(float(loss))
+        self.losses.append(float(loss.detach()))
         return loss
 
     def configure_optimizers(self):

@@ -135,8 +135,10 @@ def test_the_dit_checkpoint_holds_the_ema_of_its_step_and_a_skipped_step_moves_n
             "+callbacks.poison.start=3", "model.physics.enabled=false"]
     train(cfg_for("train", tmp_path, synthetic_shards, *args))
     ckpts = tmp_path / "checkpoints"
-    for step, updates in ((2, 2), (3, 3), (4, 3)):
+    # the count (the decay's warm-up) advances on the skipped step, as the LR schedule does; the averages do not
+    for step, updates in ((2, 2), (3, 3), (4, 4)):
         sd = torch.load(ckpts / f"step{step:06d}.ckpt", weights_only=True)["state_dict"]
         assert int(sd["ema.num_updates"]) == updates, step
     before, after = (torch.load(ckpts / f"step{s:06d}.ckpt", weights_only=True)["state_dict"] for s in (3, 4))
-    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("ema.", "model.")))
+    assert all(torch.equal(before[k], after[k]) for k in before
+               if k.startswith(("ema.", "model.")) and k != "ema.num_updates")

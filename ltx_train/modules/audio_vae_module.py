@@ -18,10 +18,10 @@ from ltx_train.eval.audio_metrics import log_spectral_distance, masked_mean, mel
 from ltx_train.models.audio.audio_vae import AudioVAE
 from ltx_train.models.audio.presets import audio_vae_config
 from ltx_train.modules.hparams import save_plain_hyperparameters
-from ltx_train.modules.optim import build_optimizer, lightning_scheduler, warmup_cosine
+from ltx_train.modules.optim import DeviceGradClipping, build_optimizer, lightning_scheduler, warmup_cosine
 
 
-class AudioVAEModule(L.LightningModule):
+class AudioVAEModule(DeviceGradClipping, L.LightningModule):
     def __init__(self, preset: str = "tiny", vae: dict[str, Any] | None = None,
                  lr: float = 2e-4, weight_decay: float = 0.01, betas: tuple[float, float] = (0.9, 0.99),
                  warmup_steps: int = 100, total_steps: int = 10_000, min_lr_ratio: float = 0.1,

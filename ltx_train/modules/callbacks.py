@@ -65,7 +65,10 @@ class SampleVideos(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
-        if step == 0 or step % self.every or not trainer.is_global_zero:
+        # a sharded model (trainer=fsdp) gathers its weights collectively: every rank draws the same
+        # samples (same prompts and seed), rank 0 alone writes them
+        from ltx_train.parallelize import is_fsdp
+        if step == 0 or step % self.every or not (trainer.is_global_zero or is_fsdp(trainer)):
             return
         from ltx_train.modules.frozen import load_vocoder
         from ltx_train.pipeline import LTXVideoPipeline
@@ -86,6 +89,8 @@ class SampleVideos(L.Callback):
                         clip.frames = np.concatenate([clip.frames, b.frames], axis=2)
         finally:
             pl_module.train(was_training)
+        if not trainer.is_global_zero:
+            return
         paths = []
         for i, clip in enumerate(clips):
             paths.append(LTXVideoPipeline.save(clip, _samples_dir(trainer) / f"sample_step{step:06d}_{i}.mp4"))

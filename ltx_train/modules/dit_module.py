@@ -40,8 +40,9 @@ from ltx_train.models.text.connector import TextConnectorConfig, connector_prese
 from ltx_train.models.text.encoder import FrozenTextEncoder
 from ltx_train.modules.ema import EMA
 from ltx_train.modules.hparams import save_plain_hyperparameters
-from ltx_train.modules.nonfinite import step_skipped
-from ltx_train.modules.optim import build_optimizer, lightning_scheduler, warmup_cosine
+from ltx_train.modules.nonfinite import step_ok
+from ltx_train.modules.optim import DeviceGradClipping, build_optimizer, lightning_scheduler, warmup_cosine
+from ltx_train.parallelize import compile_scope
 from ltx_train.objectives.joint import PHYSICS_KEYS, JointLossConfig, joint_losses
 from ltx_train.pretrained import component_from_checkpoint, load_component, record_component
 
@@ -70,7 +71,7 @@ def _from_preset(cls, presets_fn, value: Any, path: str):
     return to_dataclass(cls, {**base, **d}, path)
 
 
-class DiTModule(L.LightningModule):
+class DiTModule(DeviceGradClipping, L.LightningModule):
     def __init__(self, vae_checkpoint: str | None = None, audio_vae_checkpoint: str | None = None,
                  dit: dict | None = None, connector: dict | None = None, text_encoder: dict | None = None,
                  physics: dict | None = None, train_mode: str = "all", init_from: str | None = None,
@@ -79,8 +80,9 @@ class DiTModule(L.LightningModule):
                  video_loss_weight: float = 1.0, audio_loss_weight: float = 1.0,
                  caption_dropout: float = 0.1, first_frame_prob: float = 0.2,
                  timestep_mean: float = 0.0, timestep_std: float = 1.0, timestep_shift: bool = True,
-                 ema_decay: float = 0.999, compile: bool = False, latents: str | None = None):
-        """``compile``: ``torch.compile`` the DiT blocks when fitting starts. ``init_from``: a pretrained
+                 ema_decay: float = 0.999, compile: bool | str = False, latents: str | None = None):
+        """``compile``: ``torch.compile`` the DiT blocks (true / "blocks") or every part of the model ("all")
+        when the trainer has placed it (``ltx_train.parallelize``). ``init_from``: a pretrained
         directory (``ltx-export`` / ``save_pretrained``): its model, VAEs and text-encoder reference
         replace ``dit``, ``connector``, ``text_encoder`` and the two checkpoints. ``latents``: a latent
         cache directory (set by ``data=latents``): no encoder is loaded, the checkpoints are not read."""
@@ -88,6 +90,10 @@ class DiTModule(L.LightningModule):
         save_plain_hyperparameters(self)  # plain containers: the checkpoint loads with weights_only=True
         if train_mode not in ("all", "connector"):
             raise ConfigError(f"model.train_mode must be 'all' or 'connector', got {train_mode!r}")
+        try:
+            compile_scope(compile)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         self.pcfg = to_dataclass(PhysicsConfig, physics or {}, "model.physics")
         self.loss_cfg = JointLossConfig(
             video_weight=video_loss_weight, audio_weight=audio_loss_weight, first_frame_prob=first_frame_prob,
@@ -203,9 +209,20 @@ class DiTModule(L.LightningModule):
             self.model.dit.requires_grad_(False)
 
     # ------------------------------------------------------------------ Lightning hooks
-    def on_fit_start(self) -> None:
+    def configure_model(self) -> None:
+        """Compile and shard the model from outside (``ltx_train.parallelize``), once the strategy has
+        set up the processes; once per module (Lightning calls this hook for every fit / validate)."""
+        if getattr(self, "_parallelized", False):
+            return
+        self._parallelized = True
+        from ltx_train import parallelize
         if self.hparams.compile:
-            self.model.dit.compile_blocks()
+            parallelize.compile_model(self.model, compile_scope(self.hparams.compile))
+        if parallelize.is_fsdp(self._trainer):
+            parallelize.shard_model(self.model, self.device_mesh["data_parallel"])
+            if self.ema is not None:
+                parallelize.shard_ema(self.ema, self.model)
+            parallelize.move_unsharded(self, self._trainer.strategy.root_device)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         record_component(checkpoint, "model", self.model, "model.", ema_prefix="ema." if self.ema else None)
@@ -292,11 +309,12 @@ class DiTModule(L.LightningModule):
         self.stats_ready.fill_(True)
 
     # ------------------------------------------------------------------ the loss
-    def _cached_text(self, batch: dict, drop: list[bool]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The cache's encoder states, with the dropped captions' replaced by those of ""."""
+    def _cached_text(self, batch: dict, drop: list[bool] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cache's encoder states, with the dropped captions' (``drop``: a list, or a (B,) bool tensor
+        on the device) replaced by those of ""."""
         hidden, mask = batch["text_hidden"].float(), batch["text_mask"].bool()
-        if any(drop):
-            rows = torch.tensor(drop, device=hidden.device)
+        if torch.is_tensor(drop) or any(drop):
+            rows = drop if torch.is_tensor(drop) else torch.tensor(drop, device=hidden.device)
             n = self.empty_text.shape[0]
             empty = torch.zeros_like(hidden[0])
             empty[:n] = self.empty_text.to(hidden.device)
@@ -310,12 +328,14 @@ class DiTModule(L.LightningModule):
         z_v, z_a = self.encode_latents(batch)
         captions = list(batch["caption"])
         drop = [False] * len(captions)
-        if train and self.hparams.caption_dropout > 0:
-            # the empty caption is the unconditional input of classifier-free guidance
-            drop = [random.random() < self.hparams.caption_dropout for _ in captions]
-        if "text_hidden" in batch:
+        dropout = train and self.hparams.caption_dropout > 0   # "" is the unconditional input of CFG
+        if "text_hidden" in batch:   # drawn on the device: a host list copied over would wait for the GPU
+            if dropout:
+                drop = torch.rand(len(captions), device=batch["text_hidden"].device) < self.hparams.caption_dropout
             text, text_mask = self._cached_text(batch, drop)
         else:
+            if dropout:
+                drop = [random.random() < self.hparams.caption_dropout for _ in captions]
             text, text_mask = self.text_tokens(["" if d else c for d, c in zip(drop, captions)])
         return joint_losses(self.model, z_v, z_a, text, text_mask, batch, self.loss_cfg, generator)
 
@@ -333,8 +353,8 @@ class DiTModule(L.LightningModule):
         # The EMA follows each optimiser step here, not in on_train_batch_end: Lightning runs the callbacks'
         # on_train_batch_end (ModelCheckpoint, Preemption: the saves) before the module's, so a checkpoint
         # held the EMA one update behind its weights and a run resumed from it never made that update.
-        if self.ema is not None and not step_skipped(self):  # a skipped (non-finite) step moves nothing
-            self.ema.update(self.model)
+        if self.ema is not None:  # weight 0 after a skipped (non-finite) step: the average stays put
+            self.ema.update(self.model, weight=step_ok(self))
 
     def ema_weights(self):
         """Context in which ``self.model`` holds its EMA weights (or nothing changes without EMA)."""

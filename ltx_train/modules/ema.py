@@ -13,6 +13,11 @@ import torch
 import torch.nn as nn
 
 
+def _local(t: torch.Tensor) -> torch.Tensor:
+    """A DTensor's local shard (a view: in-place ops write the DTensor), any other tensor itself."""
+    return t.to_local() if hasattr(t, "to_local") else t
+
+
 def _key(name: str) -> str:
     return name.replace(".", "__")
 
@@ -42,16 +47,20 @@ class EMA(nn.Module):
         return [params[n] for n in self.names]
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, weight: torch.Tensor | None = None) -> None:
+        """One update; ``weight`` (a 0-dim device tensor, 0 or 1) scales it, so that an update after a
+        skipped optimiser step moves nothing without the host reading the flag. The count (and with it the
+        decay's warm-up) advances either way, as the LR schedule does."""
         # the count is mirrored on the host so that an update never waits for the GPU
         if self._count is None:
             self._count = int(self.num_updates)      # once, after construction or a state-dict load
         n = self._count
         d = min(self.decay, (1 + n) / (10 + n))
-        dst = self.averages()
-        src = [p.detach().to(t.dtype) for p, t in zip(self._params(model), dst)]
+        # sharded (FSDP2) averages and weights: the local shards, updated in place
+        dst = [_local(t) for t in self.averages()]
+        src = [_local(p.detach()).to(t.dtype) for p, t in zip(self._params(model), dst)]
         if dst:
-            torch._foreach_lerp_(dst, src, 1.0 - d)
+            torch._foreach_lerp_(dst, src, 1.0 - d if weight is None else (1.0 - d) * weight.to(dst[0].device))
         self._count = n + 1
         self.num_updates.fill_(self._count)
 

@@ -106,14 +106,31 @@ class LoRAModule(DiTModule):
                                   f"(its LoRA config: {rec['config']}, EMA: {rec['ema']})")
 
     def on_fit_end(self) -> None:
-        if self.trainer is None or not self.trainer.is_global_zero:
+        from ltx_train.parallelize import is_fsdp
+        sharded = is_fsdp(self.trainer)     # every rank takes part in gathering the sharded weights
+        if self.trainer is None or not (self.trainer.is_global_zero or sharded):
             return
         out = Path(self.trainer.default_root_dir) / "adapter"
         with self.ema_weights():
-            size = save_lora(self.model, out, self.adapter_name, verbose=False)
+            model = self._gathered_model() if sharded else self.model
+            if not self.trainer.is_global_zero:
+                return
+            size = save_lora(model, out, self.adapter_name, verbose=False)
         print(f"[ltx-train] LoRA adapter ({'EMA' if self.ema else 'final'} weights): {out} "
               f"({size / 2**20:.2f} MiB, rank {self.lora_cfg.rank})")
 
+
+    def _gathered_model(self):
+        """Under FSDP: the whole model (base + adapter) gathered into a plain copy on rank 0 (None elsewhere)."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        from ltx_train.models.ltx import LTXModel
+        full = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if not self.trainer.is_global_zero:
+            return None
+        plain = add_lora(LTXModel(self.model.cfg), self.lora_cfg, self.adapter_name)
+        plain.load_state_dict(full)
+        return plain
 
 def adapter_from_checkpoint(checkpoint: str | Path, out: str | Path, use_ema: bool = True) -> int:
     """``ltx-export`` of a LoRA checkpoint: the adapter alone, in peft's format. Returns its size."""

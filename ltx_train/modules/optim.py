@@ -1,9 +1,11 @@
-"""Optimiser and learning-rate schedule shared by every LightningModule: AdamW + warm-up + cosine."""
+"""Optimiser, gradient clipping and learning-rate schedule shared by every LightningModule: fused AdamW,
+clipping by global norm on the device, warm-up + cosine."""
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
 
+import lightning as L
 import torch
 from torch import nn
 
@@ -19,11 +21,52 @@ def param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(params: nn.Module | Iterable, lr: float, weight_decay: float = 0.0,
-                    betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> torch.optim.AdamW:
-    """AdamW over a module (decay split by ``param_groups``) or over given params / param groups."""
+                    betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                    fused: bool | None = None) -> torch.optim.AdamW:
+    """AdamW over a module (decay split by ``param_groups``) or over given params / param groups.
+
+    ``fused`` (default: when every parameter is a float tensor on the CPU or a CUDA GPU): one kernel
+    for the whole update, no per-parameter host reads, and a device-side skip of non-finite steps
+    (``nonfinite.NonFiniteGuard``). Clip with ``clip_grad_norm`` / ``DeviceGradClipping``: Lightning's own
+    clipping refuses fused optimisers under mixed precision."""
     groups = param_groups(params, weight_decay) if isinstance(params, nn.Module) else list(params)
-    # not fused: Lightning's gradient clipping under mixed precision refuses fused optimisers
-    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+    if fused is None:
+        tensors = [p for g in groups for p in (g["params"] if isinstance(g, dict) else [g])]
+        fused = bool(tensors) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in tensors)
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, fused=fused)
+
+
+def clip_grad_norm(module: L.LightningModule, optimizer: torch.optim.Optimizer, max_norm: float) -> None:
+    """Scale the optimiser's gradients to a global L2 norm of at most ``max_norm``, on the device (no host
+    read; a fused optimiser is fine). Reuses the norm the ``NonFiniteGuard`` measured on this step.
+    Strategies that own the gradients (DeepSpeed, FSDP) clip with Lightning's / their own code."""
+    from lightning.pytorch.strategies import DDPStrategy, ModelParallelStrategy, SingleDeviceStrategy
+
+    trainer = module._trainer
+    own = (SingleDeviceStrategy, DDPStrategy, ModelParallelStrategy)   # FSDP2: DTensor grads, same code
+    if trainer is not None and not isinstance(trainer.strategy, own):
+        module.clip_gradients(optimizer, gradient_clip_val=max_norm, gradient_clip_algorithm="norm")
+        return
+    params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    norm = optimizer.__dict__.pop("ltx_grad_norm", None)
+    if not params:
+        return
+    if norm is None:
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params], error_if_nonfinite=False)
+        if hasattr(norm, "full_tensor"):
+            norm = norm.full_tensor()
+    torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm)
+
+
+class DeviceGradClipping:
+    """LightningModule mixin: ``trainer.gradient_clip_val`` (by norm) is applied by ``clip_grad_norm``."""
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        if gradient_clip_val is None or gradient_clip_val <= 0:
+            return
+        if gradient_clip_algorithm not in (None, "norm"):
+            return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        clip_grad_norm(self, optimizer, float(gradient_clip_val))
 
 
 def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.0) -> float:

@@ -25,7 +25,7 @@ from ltx_train.models.vae import VideoVAE, VideoVAEConfig, crop_to_valid, preset
 from ltx_train.models.vae.discriminator import (PatchDiscriminator3d, PatchDiscriminatorConfig,
                                                 hinge_d_loss, hinge_g_loss)
 from ltx_train.modules.hparams import save_plain_hyperparameters
-from ltx_train.modules.optim import build_optimizer, lightning_scheduler, warmup_cosine
+from ltx_train.modules.optim import DeviceGradClipping, build_optimizer, clip_grad_norm, lightning_scheduler, warmup_cosine
 
 
 def resolve_vae_config(vae: str | Mapping | VideoVAEConfig) -> VideoVAEConfig:
@@ -47,7 +47,7 @@ def frames_of(video: torch.Tensor) -> torch.Tensor:
     return rearrange(video, "b c t h w -> (b t) c h w")
 
 
-class VAEModule(L.LightningModule):
+class VAEModule(DeviceGradClipping, L.LightningModule):
     def __init__(self, vae: str | Mapping | VideoVAEConfig = "tiny", lr: float = 1e-3,
                  weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.99),
                  warmup_steps: int = 50, total_steps: int = 10_000, min_lr_ratio: float = 0.1,
@@ -139,7 +139,7 @@ class VAEModule(L.LightningModule):
         # manual (GAN) mode clips here: Lightning calls this hook after callbacks' (NonFiniteGuard) and
         # before optimizer.step(); in automatic mode the trainer clips (trainer.gradient_clip_val)
         if self.use_gan and self.hparams.grad_clip:
-            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
+            clip_grad_norm(self, optimizer, self.hparams.grad_clip)
 
     def on_validation_epoch_start(self) -> None:
         self.val_examples = []

@@ -29,7 +29,7 @@ from ltx_train.models.audio.discriminators import (Discriminators, discriminator
 from ltx_train.models.audio.presets import discriminator_config, vocoder_config
 from ltx_train.models.audio.vocoder import HiFiGAN
 from ltx_train.modules.hparams import save_plain_hyperparameters
-from ltx_train.modules.optim import build_optimizer, warmup_cosine
+from ltx_train.modules.optim import build_optimizer, clip_grad_norm, warmup_cosine
 
 
 def random_segments(mel: torch.Tensor, audio: torch.Tensor, frames: int, hop: int,
@@ -81,8 +81,7 @@ class VocoderModule(L.LightningModule):
     def on_before_optimizer_step(self, optimizer) -> None:
         # Lightning calls this after the callbacks' hook (NonFiniteGuard) and before optimizer.step()
         if self.hparams.grad_clip:
-            params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-            torch.nn.utils.clip_grad_norm_(params, self.hparams.grad_clip)
+            clip_grad_norm(self, optimizer, self.hparams.grad_clip)
 
     def discriminator_step_loss(self, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """LSGAN loss of MPD + MSD on waves (B, S), averaged over clips with audio; ``fake`` is detached."""

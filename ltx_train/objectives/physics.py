@@ -15,7 +15,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ltx_train.timing import video_latent_index
 
 
 def physics_targets(batch: dict, num_video_latents: int, num_audio_latents: int, *,
@@ -35,7 +34,9 @@ def physics_targets(batch: dict, num_video_latents: int, num_audio_latents: int,
     device = contacts.device
     ann = batch["ann_mask"].bool().to(device)
     # (Tv, T) frame -> latent assignment, from the one time-axis module
-    lat = torch.tensor([video_latent_index(f, temporal_compression) for f in range(t)], device=device)
+    # (timing.video_latent_index as tensor ops: a host list copied to the GPU would wait for it)
+    frames = torch.arange(t, device=device)
+    lat = torch.where(frames == 0, 0, torch.div(frames - 1, temporal_compression, rounding_mode="floor") + 1)
     assign = (lat[None, :] == torch.arange(num_video_latents, device=device)[:, None]).float()
     count = assign.sum(1)                                                   # (Tv,)
     lat_centers = torch.einsum("jf,bfkc->bjkc", assign, centers) / count.clamp(min=1)[None, :, None, None]
@@ -76,7 +77,7 @@ def physics_losses(preds: dict, targets: dict, contact_pos_weight: float = 1.0) 
     contact_video and contact_audio (BCE with logits; ``contact_pos_weight`` up-weights the rare
     contact latents)."""
     ann = targets["ann_mask"]
-    pos_weight = torch.tensor(contact_pos_weight, device=ann.device)
+    pos_weight = torch.full((), float(contact_pos_weight), device=ann.device)
     cos = F.cosine_similarity(preds["gravity"], targets["gravity"].to(preds["gravity"]), dim=-1, eps=1e-6)
     light = (preds["light"] - targets["light"].to(preds["light"])).pow(2)
     centers = (preds["centers"] - targets["centers"].to(preds["centers"])).pow(2)

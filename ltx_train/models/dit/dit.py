@@ -256,11 +256,3 @@ class JointDiT(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def compile_blocks(self, **kwargs) -> None:
-        """``torch.compile`` each transformer block in place (regional compilation; state-dict keys do
-        not change). The rest of the forward (patchify, RoPE tables, timestep embedding, output heads)
-        stays eager. On an H100, compiling halved the small preset's DiT step in bench/bench_dit.py,
-        and compiled blocks at batch 64 trained at 1.54x the clips/s of eager batch 32
-        (experiments/gpu_dit_throughput.md)."""
-        for block in self.blocks:
-            block.compile(**kwargs)
