@@ -2,11 +2,16 @@
 
 The model: ``pretrained=<dir>`` (``ltx-export`` / ``save_pretrained``; optionally with LoRA adapters,
 ``lora='[style_dir:0.8,motion_dir:0.6]'``), or ``checkpoint=<dit.ckpt>`` [+ ``vocoder_checkpoint``],
-converted in memory as ``ltx-export`` would. Three ways to give the prompts (exactly one):
+converted in memory as ``ltx-export`` would. Four ways to give the prompts (exactly one):
 
     ltx-generate pretrained=<dir> prompt="A red rubber ball falls ..." [image=first_frame.png]
     ltx-generate pretrained=<dir> prompts='["prompt one","prompt two"]' [image=first_frame.png]
+    ltx-generate pretrained=<dir> prompts_file=prompts.txt batch_size=8   # one prompt a line
     ltx-generate pretrained=<dir> from_shards='data/shards/synthetic/val-*.tar' limit=16
+
+``batch_size`` samples that many prompts at a time (default: all at once), with a progress bar over the
+batches; each prompt's noise is drawn as one call would draw it, so the clips do not depend on it.
+A prompts file holds one prompt a line; blank lines and lines starting with ``#`` are skipped.
 
 ``image`` conditions every prompt on the same first frame (image-to-video). ``from_shards`` is the
 image-to-video *evaluation* mode: it continues held-out clips. The prompts are the captions of the
@@ -25,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from pathlib import Path
 
 import hydra
@@ -78,6 +84,19 @@ def _prompt_source(cfg: DictConfig) -> tuple[list[str] | None, object]:
     from ltx_train.data.shardlist import resolve_shards
 
     spec = to_plain(cfg.get("from_shards"))
+    pf = cfg.get("prompts_file")
+    if pf:
+        other = [k for k in ("prompt", "prompts", "from_shards") if cfg.get(k) not in (None, "")]
+        if other:
+            raise ConfigError(f"prompts_file gives the prompts; do not also give {', '.join(other)}")
+        path = Path(pf)
+        if not path.is_file():
+            raise ConfigError(f"prompts_file: no such file {path}")
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+        prompts = [ln for ln in lines if ln and not ln.startswith("#")]
+        if not prompts:
+            raise ConfigError(f"prompts_file: {path} holds no prompt (one a line; '#' lines are comments)")
+        return prompts, None
     if spec is None:
         if cfg.prompts:
             return [str(p) for p in cfg.prompts], None
@@ -121,6 +140,13 @@ def load_pipeline(cfg: DictConfig, device: torch.device):
     if cfg.get("lora"):
         from ltx_train.lora import apply_lora_spec
         apply_lora_spec(pipe, to_plain(cfg.lora))
+    if cfg.get("quantize"):
+        if cfg.get("lora"):   # adapters are merged into the weights first: quantized weights take no adapter
+            pipe.fuse_lora()
+            pipe.unload_lora_weights(keep_fused=True)
+        r = pipe.quantize(cfg.quantize)
+        print(f"[ltx-generate] {r['mode']}: {r['layers']} linear layers, model weights "
+              f"{r['bytes_before'] / 2**20:.1f} -> {r['bytes_after'] / 2**20:.1f} MiB")
     return pipe
 
 
@@ -136,6 +162,12 @@ def check_settings(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}: expected a positive integer, got {v!r}")
     if cfg.sampler not in ("euler", "heun"):
         raise ConfigError(f"sampler: expected euler or heun, got {cfg.sampler!r}")
+    from ltx_train.quantize import MODES
+    if cfg.get("quantize") not in (None, *MODES):
+        raise ConfigError(f"quantize: expected null or one of {MODES}, got {cfg.get('quantize')!r}")
+    bs = cfg.get("batch_size")
+    if bs is not None and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
+        raise ConfigError(f"batch_size: expected an integer >= 1 or null (all prompts at once), got {bs!r}")
 
 
 def generate(cfg: DictConfig) -> list[Path]:
@@ -163,9 +195,15 @@ def generate(cfg: DictConfig) -> list[Path]:
             except MediaError as e:
                 raise ConfigError(f"image: {e}") from e
     tile = to_dataclass(TileConfig, cfg.tile, "tile") if cfg.tile else None
+    start = time.perf_counter()
     clips = pipe(prompts, seconds=cfg.seconds, fps=cfg.fps, height=cfg.height, width=cfg.width,
                  steps=cfg.steps, guidance_scale=cfg.guidance_scale, sampler=cfg.sampler, seed=cfg.seed,
-                 image=image, tile=tile)
+                 image=image, tile=tile, batch_size=cfg.get("batch_size"), progress=True)
+    took = time.perf_counter() - start
+    frames = sum(c.frames.shape[0] for c in clips)
+    print(f"[ltx-generate] {len(clips)} clips in {took:.1f} s: {len(clips) / took:.3f} clips/s, "
+          f"{frames / took:.1f} frames/s ({cfg.height}x{cfg.width}, {cfg.steps} steps, batch "
+          f"{cfg.get('batch_size') or len(clips)}, {pipe.device})")
     out = Path(cfg.out_dir)
     digits = max(2, len(str(len(clips) - 1)))  # file names sort in prompt order (ltx-eval reads them sorted)
     paths, records = [], []

@@ -20,6 +20,7 @@ and by the vocoder to a waveform.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from ltx_train.models.audio.griffin_lim import griffin_lim
 from ltx_train.models.text.encoder import FrozenTextEncoder
 from ltx_train.pretrained import PretrainedError, load_component, save_component
 from ltx_train.timing import mel_frames_per_video_frame
+
+log = logging.getLogger(__name__)
 
 SAMPLERS = {"euler": sample_euler, "heun": sample_heun}
 INDEX_NAME = "model_index.json"
@@ -94,9 +97,10 @@ class LTXVideoPipeline(LoraLoaderMixin):
     # ------------------------------------------------------------------ files
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu",
-                        dtype: torch.dtype | None = None) -> LTXVideoPipeline:
+                        dtype: torch.dtype | None = None, quantize: str | None = None) -> LTXVideoPipeline:
         """Local files only: ``model_index.json`` + component folders (safetensors, never pickles).
-        ``dtype`` casts the DiT model (e.g. ``torch.bfloat16`` on a GPU); the VAEs and vocoder stay fp32."""
+        ``dtype`` casts the DiT model (e.g. ``torch.bfloat16`` on a GPU); the VAEs and vocoder stay fp32.
+        ``quantize="int8"``: weight-only INT8 of the DiT and connector blocks (``ltx_train.quantize``)."""
         path = Path(path)
         index = read_model_index(path)
         parts = {name: load_component(path / name, device=device, expect=cls_name)
@@ -108,7 +112,19 @@ class LTXVideoPipeline(LoraLoaderMixin):
             vocoder = load_component(path / "vocoder", device=device, expect="HiFiGAN")
         te_path, max_length = text_encoder_reference(path, index)
         encoder = FrozenTextEncoder(path=te_path, max_length=max_length, cache_size=256).to(device)
-        return cls(parts["vae"], parts["audio_vae"], parts["model"], encoder, vocoder)
+        pipe = cls(parts["vae"], parts["audio_vae"], parts["model"], encoder, vocoder)
+        if quantize:
+            pipe.quantize(quantize)
+        return pipe
+
+    def quantize(self, mode: str = "int8") -> dict:
+        """Quantize the model's DiT and connector blocks in place for inference (``ltx_train.quantize``);
+        returns the layers converted and the weight bytes before and after."""
+        from ltx_train.quantize import quantize_model
+        report = quantize_model(self.model, mode)
+        log.info("quantized %d linear layers to %s: model weights %.1f -> %.1f MiB", report["layers"], mode,
+                 report["bytes_before"] / 2**20, report["bytes_after"] / 2**20)
+        return report
 
     def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None,
                         copy_text_encoder: bool = False, model_state: dict | None = None) -> Path:
@@ -183,31 +199,63 @@ class LTXVideoPipeline(LoraLoaderMixin):
     def __call__(self, prompts: str | list[str], seconds: float = 1.0, fps: float = 24.0,
                  height: int = 64, width: int = 64, steps: int = 30, guidance_scale: float = 3.0,
                  sampler: str = "euler", seed: int = 0, image: torch.Tensor | None = None,
-                 negative_prompt: str = "", tile=None) -> list[GeneratedClip]:
+                 negative_prompt: str = "", tile=None, batch_size: int | None = None,
+                 progress: bool = False) -> list[GeneratedClip]:
         """image: optional first frame in [-1, 1] for image-to-video: (3, H, W) or (1, 3, H, W) for every
         prompt, or (B, 3, H, W) with image[i] the first frame of prompts[i]. The frame's latent is held
-        fixed (t = 0, zero velocity) while the rest of the clip is sampled."""
+        fixed (t = 0, zero velocity) while the rest of the clip is sampled.
+
+        ``batch_size``: sample at most this many prompts at a time (default: all at once). The noise of
+        every prompt is drawn first, as one call draws it, so a clip does not depend on the batch it
+        lands in (up to float rounding; Griffin-Lim, used without a vocoder, draws its phase per batch).
+        ``progress``: a bar over the batches."""
         self.check_settings(seconds, fps, height, width, steps, guidance_scale, sampler)
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not prompts:
             raise ValueError("no prompts given")
-        m, vae, avae, dev, b = self.model, self.vae, self.audio_vae, self.device, len(prompts)
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                       or batch_size < 1):
+            raise ValueError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
+        m, vae, avae, b = self.model, self.vae, self.audio_vae, len(prompts)
         d, sc = m.cfg.dit, vae.spatial_compression
-        dtype = next(m.parameters()).dtype
         t = self.num_frames(seconds, fps)
         mel_frames = t * mel_frames_per_video_frame(d.audio_sample_rate, d.audio_hop_length, fps)
         ta = mel_frames // avae.cfg.time_compression
         tv = 1 + (t - 1) // vae.temporal_compression
         g = torch.Generator().manual_seed(seed)
-        x = {"video": torch.randn(b, d.video_channels, tv, height // sc, width // sc, generator=g).to(dev),
-             "audio": torch.randn(b, d.audio_channels, ta, generator=g).to(dev)}
-
-        cond_mask = None
+        noise = {"video": torch.randn(b, d.video_channels, tv, height // sc, width // sc, generator=g),
+                 "audio": torch.randn(b, d.audio_channels, ta, generator=g)}
+        img = None
         if image is not None:
             img = image[None] if image.dim() == 3 else image
             if img.dim() != 4 or img.shape[0] not in (1, b) or tuple(img.shape[1:]) != (3, height, width):
                 raise ValueError(f"image must be (3, {height}, {width}) or (B, 3, {height}, {width}) with B = 1 "
                                  f"(shared) or B = {b} (one first frame per prompt), got {tuple(image.shape)}")
+        size = batch_size or b
+        starts = range(0, b, size)
+        if progress and len(starts) > 1:
+            from tqdm.auto import tqdm
+            starts = tqdm(starts, desc="ltx-generate", unit="batch", dynamic_ncols=True)
+        clips = []
+        for s0 in starts:
+            s1 = min(b, s0 + size)
+            part = None if img is None else (img if img.shape[0] == 1 else img[s0:s1])
+            clips += self._sample(prompts[s0:s1], {k: v[s0:s1] for k, v in noise.items()}, part, fps=fps,
+                                  mel_frames=mel_frames, steps=steps, guidance_scale=guidance_scale, sampler=sampler,
+                                  seed=seed if s0 == 0 else seed + s0, negative_prompt=negative_prompt, tile=tile)
+        return clips
+
+    def _sample(self, prompts: list[str], noise: dict, img: torch.Tensor | None, *, fps: float, mel_frames: int,
+                steps: int, guidance_scale: float, sampler: str, seed: int, negative_prompt: str,
+                tile) -> list[GeneratedClip]:
+        """One batch: ``noise`` (the prompts' own draws), denoised, decoded, voiced."""
+        m, vae, avae, dev, b = self.model, self.vae, self.audio_vae, self.device, len(prompts)
+        d = m.cfg.dit
+        dtype = next(m.parameters()).dtype
+        x = {k: v.to(dev) for k, v in noise.items()}
+        tv = x["video"].shape[2]
+        cond_mask = None
+        if img is not None:
             # (B, 3, 1, H, W): each prompt's own frame (or one frame for all) as a 1-frame causal clip
             z0 = vae.encode(img.to(dev)[:, :, None].expand(b, -1, -1, -1, -1)).mode()
             cond_latent, _ = m.normalize(z0, x["audio"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -152,3 +153,73 @@ def test_a_checkpoint_of_the_wrong_model_is_named_as_such(tmp_path):
     torch.save(ckpt, tmp_path / "vae.ckpt")
     with pytest.raises(PretrainedError, match=r"vae\.ckpt: holds vae, not a 'model' component"):
         pipeline_from_checkpoints(tmp_path / "vae.ckpt")
+
+
+def test_batched_generation_gives_the_clips_of_one_call(pipe):
+    prompts = ["a red ball falls", "a blue box slides", "a green ball rolls"]
+    kw = dict(steps=2, seconds=0.4, height=32, width=32, seed=5)
+    whole = pipe(prompts, **kw)
+    batched = pipe(prompts, batch_size=2, **kw)      # [2 prompts] + [1 prompt], each prompt its own noise
+    assert [c.prompt for c in batched] == prompts
+    for a, b in zip(whole, batched):
+        assert np.abs(a.frames.astype(int) - b.frames.astype(int)).max() <= 1   # float rounding of batch size
+        np.testing.assert_allclose(a.audio, b.audio, atol=1e-4)
+    with pytest.raises(ValueError, match="batch_size"):
+        pipe(prompts, batch_size=0, **kw)
+
+
+def test_ltx_generate_reads_a_prompts_file_in_batches(pipe, tmp_path):
+    from ltx_train.config import ConfigError
+    from ltx_train.generate import generate as ltx_generate
+    from test_lora_training import compose_cfg
+    out = pipe.save_pretrained(tmp_path / "p")
+    pf = tmp_path / "prompts.txt"
+    pf.write_text("# three clips\na red ball falls\n\na blue box slides\na green ball rolls\n")
+    args = [f"pretrained={out}", f"prompts_file={pf}", "batch_size=2", "steps=2", "seconds=0.4", "height=32",
+            "width=32", "device=cpu"]
+    paths = ltx_generate(compose_cfg("generate", tmp_path / "gen", *args, f"out_dir={tmp_path}/gen"))
+    records = json.loads((tmp_path / "gen" / "prompts.json").read_text())
+    assert len(paths) == 3 and [r["prompt"] for r in records] == ["a red ball falls", "a blue box slides",
+                                                                   "a green ball rolls"]
+    q = ltx_generate(compose_cfg("generate", tmp_path / "q", *args, "quantize=int8", f"out_dir={tmp_path}/q"))
+    assert len(q) == 3
+    with pytest.raises(ConfigError, match="quantize: expected null or one of"):
+        ltx_generate(compose_cfg("generate", tmp_path / "g4", *args, "quantize=int4"))
+    with pytest.raises(ConfigError, match="prompts_file gives the prompts; do not also give prompt"):
+        ltx_generate(compose_cfg("generate", tmp_path / "g2", *args, "prompt=x"))
+    with pytest.raises(ConfigError, match="batch_size: expected an integer >= 1"):
+        ltx_generate(compose_cfg("generate", tmp_path / "g3", *args[:2], "batch_size=0"))
+
+
+def test_int8_weights_give_outputs_close_to_float_in_a_quarter_of_the_trunk_memory(pipe, tmp_path):
+    from ltx_train.lora import LoraError
+    from ltx_train.quantize import QuantizeError, quantize_model, trunk_linears
+    from test_dit import randomize_zero_init
+
+    model = tiny_model(seed=1)
+    randomize_zero_init(model.dit)                  # open the adaLN-zero gates: the blocks carry the signal
+    g = torch.Generator().manual_seed(0)
+    video, audio = torch.randn(2, 16, 3, 4, 4, generator=g), torch.randn(2, 8, 10, generator=g)
+    hidden = torch.randn(2, 6, 7, 384, generator=g)
+    sigma = torch.tensor([0.3, 0.8])
+    with torch.no_grad():
+        text, mask = model.encode_text(hidden)
+        ref = model(video, audio, sigma, text, mask)
+        trunk = sum(m.weight.numel() * 4 for n, m in model.named_modules() if n in set(trunk_linears(model)))
+        report = quantize_model(model, "int8")
+        text_q, mask_q = model.encode_text(hidden)
+        out = model(video, audio, sigma, text_q, mask_q)
+    assert report["layers"] == len(trunk_linears(model)) > 0
+    # int8 data + per-channel scales in place of fp32 trunk weights: the trunk's bytes fall to ~1/4
+    assert report["bytes_before"] - report["bytes_after"] > 0.7 * trunk
+    for k in ("video", "audio"):
+        rel = (out[k] - ref[k]).norm() / ref[k].norm()
+        assert 0 < rel < 0.02, (k, float(rel))       # changed (quantized), but within 2%
+
+    out_dir = pipe.save_pretrained(tmp_path / "p")
+    q = LTXVideoPipeline.from_pretrained(out_dir, quantize="int8")
+    assert q.model.ltx_quantized == "int8" and len(generate(q)) == 2
+    with pytest.raises(LoraError, match="the model is quantized"):
+        q.load_lora_weights(tmp_path / "none", adapter_name="x")
+    with pytest.raises(QuantizeError, match="unknown mode"):
+        quantize_model(tiny_model(), "int4")

@@ -15,6 +15,10 @@ class LoraLoaderMixin:
                           activate: bool = True) -> str:
         """A folder with adapter_model.safetensors + adapter_config.json, or the .safetensors file with
         its config beside it. ``adapter_name`` defaults to the folder's name. Returns the name."""
+        if getattr(self.model, "ltx_quantized", None):
+            raise A.LoraError(f"load_lora_weights: the model is quantized ({self.model.ltx_quantized}); load and fuse "
+                              f"adapters on the float model, then quantize (from_pretrained without quantize=, "
+                              f"load_lora_weights, fuse_lora, unload_lora_weights(keep_fused=True), pipe.quantize())")
         name = adapter_name if adapter_name is not None else adapter_name_for(path, A.list_adapters(self.model))
         return load_lora(self.model, path, name, weight=weight, activate=activate)
 

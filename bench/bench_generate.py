@@ -1,0 +1,96 @@
+"""Generation throughput: clips/s and frames/s of ``LTXVideoPipeline`` one prompt at a time against
+batches of prompts, on the same prompts, seed and settings (CPU or GPU); with ``--quantize int8`` also
+the INT8 pipeline: its model weight bytes, speed, and PSNR of its clips against the float clips.
+
+    python bench/bench_generate.py --pretrained assets/pretrained/ltx-mini-synth --prompts 8 --batch 8
+    python bench/bench_generate.py --pretrained <dir> --device cuda --dtype bf16 --prompts 32 --batch 8 16
+    python bench/bench_generate.py --quantize int8 --batch 8
+
+Prompts are synthetic-world style captions (colours and shapes varied). Each run generates every prompt once
+after one warm-up call; the figures are wall-clock, text encoding, sampling, VAE decoding and the
+vocoder included. Prints one JSON line per batch size.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ltx_train.pipeline import LTXVideoPipeline  # noqa: E402
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+COLOURS = ["red", "blue", "green", "yellow", "purple", "orange", "white", "cyan"]
+SHAPES = ["rubber ball", "wooden box", "metal ball", "glass sphere"]
+
+
+def prompts_of(n: int) -> list[str]:
+    return [f"A {COLOURS[i % len(COLOURS)]} {SHAPES[i % len(SHAPES)]} moves inside a closed box. Gravity pulls "
+            f"downward. After {0.2 + 0.1 * (i % 5):.1f} seconds it hits the floor. The camera is static."
+            for i in range(n)]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--pretrained", default="assets/pretrained/ltx-mini-synth")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
+    p.add_argument("--prompts", type=int, default=8)
+    p.add_argument("--batch", type=int, nargs="+", default=[8], help="batch sizes to time besides 1")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--seconds", type=float, default=1.0)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--quantize", default=None, choices=["int8"], help="also time the quantized pipeline")
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    prompts = prompts_of(args.prompts)
+    kw = dict(seconds=args.seconds, height=args.size, width=args.size, steps=args.steps, seed=0)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    reference = None
+    for quantize in [None] + ([args.quantize] if args.quantize else []):
+        pipe = LTXVideoPipeline.from_pretrained(args.pretrained, device=device, dtype=DTYPES[args.dtype],
+                                                quantize=quantize)
+        from ltx_train.quantize import weight_bytes
+        clips = run(pipe, prompts, kw, args, name, quantize, weight_bytes(pipe.model))
+        if reference is None:
+            reference = clips
+        else:
+            import numpy as np
+            mse = np.mean([((a.frames.astype(np.float64) - b.frames.astype(np.float64)) ** 2).mean()
+                           for a, b in zip(reference, clips)])
+            print(json.dumps({"bench": "generate/psnr", "quantize": quantize, "vs": args.dtype,
+                              "psnr_db": round(float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12))), 2)}))
+    return 0
+
+
+def run(pipe, prompts, kw, args, name, quantize, model_bytes) -> list:
+    device = pipe.device
+    pipe(prompts[:1], **kw)                                       # warm-up: first-call allocations, caches
+    base, clips = None, None
+    for bs in [1, *args.batch]:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        clips = pipe(prompts, batch_size=bs, **kw)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        took = time.perf_counter() - start
+        frames = sum(c.frames.shape[0] for c in clips)
+        r = {"bench": "generate", "batch": bs, "prompts": len(prompts), "seconds": round(took, 3),
+             "clips_per_s": round(len(clips) / took, 4), "frames_per_s": round(frames / took, 2),
+             "size": args.size, "clip_seconds": args.seconds, "steps": args.steps, "dtype": args.dtype,
+             "quantize": quantize, "model_mib": round(model_bytes / 2**20, 2), "device": name}
+        base = base or r["clips_per_s"]
+        r["vs_batch_1"] = round(r["clips_per_s"] / base, 2)
+        print(json.dumps(r))
+    return clips
+
+
+if __name__ == "__main__":
+    sys.exit(main())
