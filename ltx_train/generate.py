@@ -140,6 +140,8 @@ def load_pipeline(cfg: DictConfig, device: torch.device):
     if cfg.get("lora"):
         from ltx_train.lora import apply_lora_spec
         apply_lora_spec(pipe, to_plain(cfg.lora))
+    if cfg.get("encoding_cache"):
+        pipe.enable_encoding_cache(cfg.encoding_cache, max_gib=float(cfg.get("encoding_cache_gib") or 2.0))
     if cfg.get("quantize"):
         if cfg.get("lora"):   # adapters are merged into the weights first: quantized weights take no adapter
             pipe.fuse_lora()
@@ -219,6 +221,10 @@ def generate(cfg: DictConfig) -> list[Path]:
         records.append(record)
         print(f"[ltx-generate] {p}  ({clip.frames.shape[0]} frames, {len(clip.audio) / clip.sample_rate:.2f} s audio)")
     (out / "prompts.json").write_text(json.dumps(records, indent=2))
+    if pipe.encoding_cache is not None:
+        st = pipe.encoding_cache.stats()
+        print(f"[ltx-generate] encoding cache {st['dir']}: {st['hits']} hits, {st['misses']} misses, "
+              f"{st['files']} entries, {st['bytes'] / 2**20:.1f} of {st['max_bytes'] / 2**20:.0f} MiB")
     return paths
 
 

@@ -86,6 +86,7 @@ class LTXVideoPipeline(LoraLoaderMixin):
         self.vae, self.audio_vae, self.model = vae.eval(), audio_vae.eval(), model.eval()
         self.vocoder = vocoder.eval() if vocoder is not None else None
         self.text_encoder = text_encoder
+        self.encoding_cache = None       # enable_encoding_cache: prompts' and images' encodings on disk
         d = model.cfg.dit
         if d.video_channels != vae.config.latent_channels or d.audio_channels != audio_vae.cfg.latent_channels:
             raise PretrainedError(f"model expects {d.video_channels} video / {d.audio_channels} audio latent "
@@ -173,8 +174,50 @@ class LTXVideoPipeline(LoraLoaderMixin):
         k = max(1, round((seconds * fps - 1) / tc))
         return 1 + tc * k
 
+    def enable_encoding_cache(self, directory: str | Path, max_gib: float = 2.0):
+        """Keep each prompt's text-encoder states and each conditioning image's VAE latents on disk,
+        keyed by content and encoder weights (``ltx_train.encode_cache``); returns the cache."""
+        from ltx_train.encode_cache import EncodingCache
+        self.encoding_cache = EncodingCache(directory, max_bytes=int(max_gib * 2**30))
+        return self.encoding_cache
+
+    def text_states(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The frozen text encoder's states and mask for ``prompts``, through the encoding cache if enabled."""
+        cache, te = self.encoding_cache, self.text_encoder
+        if cache is None:
+            return te.encode(list(prompts))
+        from ltx_train.encode_cache import module_hash
+        model_key = f"{module_hash(te.model)}|{te.source_path}|{te.max_length}"
+        keys = {p: cache.key("text", model_key, p.encode("utf-8")) for p in dict.fromkeys(prompts)}
+        found = {}
+        for p, k in keys.items():
+            t = cache.get(k)
+            if t is not None:
+                found[p] = (t["hidden"], t["mask"])
+        missing = [p for p in keys if p not in found]
+        if missing:
+            hidden, mask = te.encode(missing)
+            for p, h, m in zip(missing, hidden.cpu(), mask.cpu()):
+                cache.put(keys[p], {"hidden": h, "mask": m})
+                found[p] = (h, m)
+        return (torch.stack([found[p][0] for p in prompts]).to(self.device),
+                torch.stack([found[p][1] for p in prompts]).to(self.device))
+
+    def image_latents(self, img: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) first frames -> their VAE latents (N, C, 1, h, w), through the encoding cache if enabled."""
+        cache = self.encoding_cache
+        if cache is None:
+            return self.vae.encode(img.to(self.device)[:, :, None]).mode()
+        from ltx_train.encode_cache import module_hash, tensor_digest
+        key = cache.key("image", module_hash(self.vae), tensor_digest(img.float()))
+        t = cache.get(key)
+        if t is None:
+            t = {"latent": self.vae.encode(img.to(self.device)[:, :, None]).mode()}
+            cache.put(key, t)
+        return t["latent"].to(self.device)
+
     def text_tokens(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        hidden, mask = self.text_encoder.encode(list(prompts))
+        hidden, mask = self.text_states(list(prompts))
         return self.model.encode_text(hidden.to(self.device), mask.to(self.device))
 
     def check_settings(self, seconds: float, fps: float, height: int, width: int, steps: int,
@@ -257,7 +300,10 @@ class LTXVideoPipeline(LoraLoaderMixin):
         cond_mask = None
         if img is not None:
             # (B, 3, 1, H, W): each prompt's own frame (or one frame for all) as a 1-frame causal clip
-            z0 = vae.encode(img.to(dev)[:, :, None].expand(b, -1, -1, -1, -1)).mode()
+            if self.encoding_cache is None:
+                z0 = vae.encode(img.to(dev)[:, :, None].expand(b, -1, -1, -1, -1)).mode()
+            else:   # one entry per distinct conditioning image (or batch of images)
+                z0 = self.image_latents(img).expand(b, -1, -1, -1, -1)
             cond_latent, _ = m.normalize(z0, x["audio"])
             cond_mask = torch.zeros(b, tv, dtype=torch.bool, device=dev)
             cond_mask[:, 0] = True

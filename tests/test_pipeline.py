@@ -168,7 +168,7 @@ def test_batched_generation_gives_the_clips_of_one_call(pipe):
         pipe(prompts, batch_size=0, **kw)
 
 
-def test_ltx_generate_reads_a_prompts_file_in_batches(pipe, tmp_path):
+def test_ltx_generate_reads_a_prompts_file_in_batches(pipe, tmp_path, capsys):
     from ltx_train.config import ConfigError
     from ltx_train.generate import generate as ltx_generate
     from test_lora_training import compose_cfg
@@ -181,6 +181,12 @@ def test_ltx_generate_reads_a_prompts_file_in_batches(pipe, tmp_path):
     records = json.loads((tmp_path / "gen" / "prompts.json").read_text())
     assert len(paths) == 3 and [r["prompt"] for r in records] == ["a red ball falls", "a blue box slides",
                                                                    "a green ball rolls"]
+    for run in ("c1", "c2"):   # the second process-like call reads every prompt's states from the disk cache
+        ltx_generate(compose_cfg("generate", tmp_path / run, *args, f"encoding_cache={tmp_path}/enc",
+                                 f"out_dir={tmp_path}/{run}"))
+    printed = capsys.readouterr().out
+    # 3 prompts and the negative "" in two batches ("" read back in the second): then everything from disk
+    assert "1 hits, 4 misses, 4 entries" in printed and "5 hits, 0 misses, 4 entries" in printed
     q = ltx_generate(compose_cfg("generate", tmp_path / "q", *args, "quantize=int8", f"out_dir={tmp_path}/q"))
     assert len(q) == 3
     with pytest.raises(ConfigError, match="quantize: expected null or one of"):
