@@ -19,20 +19,16 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
+from ltx_train.pretrained import weights_sha256
+
 
 def module_hash(module: nn.Module) -> str:
-    """sha256 of a module's state dict (names, dtypes, shapes and bytes); computed once per module."""
+    """``pretrained.weights_sha256`` of a module, computed once per module."""
     cached = getattr(module, "_ltx_weights_hash", None)
-    if cached is not None:
-        return cached
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    digest = h.hexdigest()
-    object.__setattr__(module, "_ltx_weights_hash", digest)
-    return digest
+    if cached is None:
+        cached = weights_sha256(module)
+        object.__setattr__(module, "_ltx_weights_hash", cached)
+    return cached
 
 
 def tensor_digest(t: torch.Tensor) -> bytes:

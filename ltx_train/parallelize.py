@@ -81,11 +81,12 @@ def shard_ema(ema: nn.Module, model: nn.Module) -> None:
     checkpoint is restored into the sharded averages afterwards)."""
     from torch.distributed.tensor import DTensor
 
+    from ltx_train.modules.ema import _key
     params = dict(model.named_parameters())
     for name in ema.names:
         p = params[name]
         if isinstance(p, DTensor):
-            ema._buffers[name.replace(".", "__")] = p.detach().clone()
+            ema._buffers[_key(name)] = p.detach().clone()
 
 
 def move_unsharded(module: nn.Module, device) -> None:

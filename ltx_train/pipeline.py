@@ -300,10 +300,7 @@ class LTXVideoPipeline(LoraLoaderMixin):
         cond_mask = None
         if img is not None:
             # (B, 3, 1, H, W): each prompt's own frame (or one frame for all) as a 1-frame causal clip
-            if self.encoding_cache is None:
-                z0 = vae.encode(img.to(dev)[:, :, None].expand(b, -1, -1, -1, -1)).mode()
-            else:   # one entry per distinct conditioning image (or batch of images)
-                z0 = self.image_latents(img).expand(b, -1, -1, -1, -1)
+            z0 = self.image_latents(img).expand(b, -1, -1, -1, -1)   # a shared frame is encoded once
             cond_latent, _ = m.normalize(z0, x["audio"])
             cond_mask = torch.zeros(b, tv, dtype=torch.bool, device=dev)
             cond_mask[:, 0] = True

@@ -222,3 +222,15 @@ def component_from_checkpoint(path: str | Path, name: str, use_ema: bool = True,
         state.update(EMA.averages_from_state_dict(sd, rec["ema_prefix"]))
     load_state_checked(module, state, f"{path} [{name}]")
     return module.requires_grad_(False).eval()
+
+
+def weights_sha256(module: nn.Module) -> str:
+    """A hash of a module's weights (names, dtypes, shapes and bytes), to tell encoders apart: the
+    latent cache's manifest records it, the generation encoding cache keys on it."""
+    import hashlib
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()

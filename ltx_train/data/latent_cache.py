@@ -49,6 +49,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ltx_train.audio.mel import LogMel, MelConfig
 from ltx_train.config import ConfigError
+from ltx_train.pretrained import weights_sha256
 
 FORMAT = "ltx-latents/1"
 MANIFEST = "manifest.json"
@@ -60,16 +61,6 @@ log = logging.getLogger("ltx_train.data.latent_cache")
 
 class LatentCacheError(ConfigError):
     """A latent cache that is missing, damaged or made by other encoders than the model's."""
-
-
-def weights_sha256(module: nn.Module) -> str:
-    """A hash of a module's weights (names, dtypes, shapes and bytes), to tell encoders apart."""
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------- encoders

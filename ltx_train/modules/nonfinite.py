@@ -29,6 +29,8 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from ltx_train.modules.optim import total_grad_norm
+
 FOUND_INF_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
 
 
@@ -92,9 +94,7 @@ class NonFiniteGuard(L.Callback):
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-        norm = torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False) if grads else None
-        if norm is not None and hasattr(norm, "full_tensor"):   # sharded (FSDP2) gradients: a replicated DTensor
-            norm = norm.full_tensor()
+        norm = total_grad_norm(grads) if grads else None
         index = next((i for i, o in enumerate(trainer.optimizers) if o is optimizer), 0)
         if norm is not None:
             optimizer.ltx_grad_norm = norm          # clip_grad_norm reuses it

@@ -36,6 +36,13 @@ def build_optimizer(params: nn.Module | Iterable, lr: float, weight_decay: float
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, fused=fused)
 
 
+def total_grad_norm(grads: list[torch.Tensor]) -> torch.Tensor:
+    """Global L2 norm of ``grads`` as a plain tensor on their device (FSDP2's sharded gradients give a
+    replicated DTensor, unwrapped here); no host read, non-finite values pass through."""
+    norm = torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False)
+    return norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+
+
 def clip_grad_norm(module: L.LightningModule, optimizer: torch.optim.Optimizer, max_norm: float) -> None:
     """Scale the optimiser's gradients to a global L2 norm of at most ``max_norm``, on the device (no host
     read; a fused optimiser is fine). Reuses the norm the ``NonFiniteGuard`` measured on this step.
@@ -52,9 +59,7 @@ def clip_grad_norm(module: L.LightningModule, optimizer: torch.optim.Optimizer, 
     if not params:
         return
     if norm is None:
-        norm = torch.nn.utils.get_total_norm([p.grad for p in params], error_if_nonfinite=False)
-        if hasattr(norm, "full_tensor"):
-            norm = norm.full_tensor()
+        norm = total_grad_norm([p.grad for p in params])
     torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm)
 
 
