@@ -94,8 +94,11 @@ def make_step(model: nn.Module, forward, lr: float = 1e-4):
 
 
 def bench_joint(args, device) -> dict:
-    cfg = preset(args.preset, gradient_checkpointing=args.grad_ckpt, modulation=args.modulation)
+    cfg = preset(args.preset, modulation=args.modulation)
     model = JointDiT(cfg).to(device)
+    if args.grad_ckpt:
+        from ltx_train.parallelize import checkpoint_blocks
+        checkpoint_blocks(model)
     b, (tv, hv, wv) = args.batch, args.latent
     seconds = ((tv - 1) * cfg.temporal_compression + 1) / cfg.fps
     ta = round(seconds * cfg.audio_sample_rate / (cfg.audio_hop_length * cfg.audio_compression))

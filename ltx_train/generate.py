@@ -117,8 +117,9 @@ def _prompt_source(cfg: DictConfig) -> tuple[list[str] | None, object]:
     return None, spec
 
 
-def load_pipeline(cfg: DictConfig, device: torch.device):
-    """The pipeline named by ``pretrained`` or ``checkpoint`` (exactly one), with ``lora`` applied."""
+def load_pipeline(cfg: DictConfig, device: torch.device, offload_to: torch.device | None = None):
+    """The pipeline named by ``pretrained`` or ``checkpoint`` (exactly one), with ``lora`` applied, placed
+    by ``device_map`` or offloaded to ``offload_to`` (``offload=true``; then ``device`` is the CPU)."""
     from ltx_train.export import pipeline_from_checkpoints
     from ltx_train.pipeline import LTXVideoPipeline
 
@@ -140,6 +141,15 @@ def load_pipeline(cfg: DictConfig, device: torch.device):
     if cfg.get("lora"):
         from ltx_train.lora import apply_lora_spec
         apply_lora_spec(pipe, to_plain(cfg.lora))
+    if cfg.get("offload") and cfg.get("device_map"):
+        raise ConfigError("give at most one of offload=true (one device, parts moved in while they run) and device_map=")
+    if cfg.get("device_map"):
+        try:
+            pipe.place(to_plain(cfg.device_map))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    elif cfg.get("offload"):
+        pipe.enable_model_cpu_offload(offload_to or device)
     if cfg.get("encoding_cache"):
         pipe.enable_encoding_cache(cfg.encoding_cache, max_gib=float(cfg.get("encoding_cache_gib") or 2.0))
     if cfg.get("quantize"):
@@ -178,7 +188,8 @@ def generate(cfg: DictConfig) -> list[Path]:
     check_config(cfg)
     check_settings(cfg)
     prompts, shards = _prompt_source(cfg)
-    pipe = load_pipeline(cfg, resolve_device(cfg.device))
+    device = resolve_device(cfg.device)
+    pipe = load_pipeline(cfg, torch.device("cpu") if cfg.get("offload") else device, offload_to=device)
     sc = pipe.vae.spatial_compression
     if cfg.height % sc or cfg.width % sc:
         raise ConfigError(f"height={cfg.height}, width={cfg.width}: must be multiples of the VAE's {sc}x "

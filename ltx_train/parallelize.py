@@ -1,9 +1,11 @@
 """What is applied to the plain models from outside, in the LightningModule's ``configure_model``, once
-the strategy has set up the processes: torch.compile (regional: per block, in place, so state-dict keys
-and checkpoints do not change) and FSDP2 sharding (``torch.distributed.fsdp.fully_shard``). The model
-files know nothing of either.
+the strategy has set up the processes, in this order: activation checkpointing per DiT block,
+torch.compile (regional: per block, in place, so state-dict keys and checkpoints do not change) and FSDP2
+sharding (``torch.distributed.fsdp.fully_shard``); and the DeepSpeed strategy (``trainer=deepspeed_*``).
+The model files know nothing of any of them.
 
-    from ltx_train.parallelize import compile_model, shard_model
+    from ltx_train.parallelize import checkpoint_blocks, compile_model, shard_model
+    checkpoint_blocks(ltx_model.dit)             # what ``model.activation_checkpointing=true`` does
     compile_model(ltx_model, scope="blocks")     # what ``model.compile=true`` does
     shard_model(ltx_model, mesh)                 # what ``trainer=fsdp`` does (FSDPStrategy below)
 
@@ -17,6 +19,7 @@ On an H100 compiling the blocks halved the small preset's DiT step (experiments/
 """
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 from lightning.pytorch.strategies import ModelParallelStrategy
 
@@ -32,6 +35,27 @@ def compile_scope(value: bool | str | None) -> str | None:
     if value not in SCOPES:
         raise ValueError(f"model.compile must be true, false or one of {SCOPES}, got {value!r}")
     return value
+
+
+def checkpoint_blocks(dit: nn.Module) -> None:
+    """Activation checkpointing per DiT block (``model.activation_checkpointing=true``): in training, a
+    block keeps only its inputs for the backward pass and recomputes its activations there (about one
+    more forward of the trunk, for a fraction of the activation memory). The block's ``forward`` is
+    wrapped in place, so parameter names, state-dict keys and checkpoints do not change; apply it before
+    ``compile_blocks`` (the compiled call then traces the checkpointed forward)."""
+    from torch.utils.checkpoint import checkpoint
+
+    for block in dit.blocks:
+        if getattr(block, "_ltx_checkpointed", False):
+            continue
+        inner = block.forward
+
+        def forward(*args, _inner=inner, _block=block, **kwargs):
+            if _block.training and torch.is_grad_enabled():
+                return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
+            return _inner(*args, **kwargs)
+        block.forward = forward
+        block._ltx_checkpointed = True
 
 
 def compile_blocks(dit: nn.Module, **kwargs) -> None:
@@ -128,3 +152,106 @@ class FSDPStrategy(ModelParallelStrategy):
 
 def is_fsdp(trainer) -> bool:
     return trainer is not None and isinstance(trainer.strategy, ModelParallelStrategy)
+
+
+# ------------------------------------------------------------------------------------------ DeepSpeed
+def _lightning_deepspeed():
+    from lightning.pytorch.strategies import DeepSpeedStrategy as LightningDeepSpeed
+    return LightningDeepSpeed
+
+
+class DeepSpeedStrategy(_lightning_deepspeed()):
+    """Lightning's ``DeepSpeedStrategy`` (ZeRO stage 1-3, optimiser / parameter offload to the CPU) with
+    what ltx-train needs of it (``trainer=deepspeed_zero2`` / ``deepspeed_zero3`` / ``*_offload``):
+
+    - **Mixed precision as the other strategies train**: ``autocast="bf16"`` (default) is DeepSpeed's
+      ``torch_autocast``: the weights, the gradients' accumulation and the optimiser stay float32 and the
+      matmuls run under bf16 autocast, as ``trainer=gpu``'s ``bf16-mixed`` does (DeepSpeed's own ``bf16``
+      mode casts the weights to bf16, so the EMA and the latent statistics would average bf16 values).
+      The trainer's ``precision`` must then be ``32-true``; anything else is refused by name.
+    - **Atomic checkpoints**: DeepSpeed writes a directory (one shard file per rank); it is written
+      under a temporary name and renamed into place once every rank has written, so a kill leaves the
+      old checkpoint or the new one, never half of one.
+    - **An optimiser of ours offloaded**: with ``offload_optimizer`` DeepSpeed would insist on its own
+      compiled CPU Adam (``zero_force_ds_cpu_optimizer``); ltx-train's torch AdamW (fused, on the CPU)
+      runs instead, so no CUDA/C++ build is needed.
+    - Lightning's warning that ``configure_gradient_clipping`` is not used is silenced: DeepSpeed clips
+      by ``trainer.gradient_clip_val`` itself (and the modules' own clipping steps aside under it).
+    """
+
+    def __init__(self, *args, autocast: str | None = "bf16", **kwargs):
+        if autocast not in (None, "bf16", "fp16"):
+            from ltx_train.config import ConfigError
+            raise ConfigError(f"trainer.strategy.autocast must be bf16, fp16 or null, got {autocast!r}")
+        super().__init__(*args, **kwargs)
+        self.autocast = autocast
+        import logging
+        logging.getLogger("DeepSpeed").setLevel(logging.WARNING)   # its config dump and per-step INFO lines
+
+    def _setup_model_and_optimizer(self, model, optimizer, lr_scheduler=None):
+        # an empty param group (LoRA: no vectors to leave undecayed) cannot be flattened into a partition;
+        # the scheduler's per-group lists (base LRs, lambdas) lose the same entries
+        if optimizer is not None and any(not g["params"] for g in optimizer.param_groups):
+            keep = [i for i, g in enumerate(optimizer.param_groups) if g["params"]]
+            n = len(optimizer.param_groups)
+            optimizer.param_groups = [optimizer.param_groups[i] for i in keep]
+            for sched in [lr_scheduler, *(c.scheduler for c in getattr(self, "lr_scheduler_configs", []))]:
+                for name, value in list(vars(sched).items()) if sched is not None else []:
+                    if isinstance(value, list) and len(value) == n:
+                        setattr(sched, name, [value[i] for i in keep])
+        return super()._setup_model_and_optimizer(model, optimizer, lr_scheduler)
+
+    def _format_config(self) -> None:
+        precision = self.precision_plugin.precision
+        if self.autocast is not None and precision != "32-true":
+            from ltx_train.config import ConfigError
+            raise ConfigError(f"trainer=deepspeed_*: trainer.precision={precision} with trainer.strategy.autocast="
+                              f"{self.autocast}; the weights stay float32 under DeepSpeed's torch_autocast, so set "
+                              "trainer.precision=32-true (or trainer.strategy.autocast=null for DeepSpeed's own "
+                              "half-precision weights)")
+        # Lightning reads the batch size off the DataLoader's batch sampler, which an iterable dataset
+        # has not; DeepSpeed only logs throughput with it
+        dm = getattr(getattr(self.lightning_module, "trainer", None), "datamodule", None)
+        self.config.setdefault("train_micro_batch_size_per_gpu", int(getattr(dm, "batch_size", None) or 1))
+        super()._format_config()
+        if self.autocast is not None:
+            dtype = {"bf16": "bfloat16", "fp16": "float16"}[self.autocast]
+            self.config.setdefault("torch_autocast", {"enabled": True, "dtype": dtype})
+        zero = self.config.get("zero_optimization") or {}
+        if zero.get("offload_optimizer"):
+            self.config.setdefault("zero_force_ds_cpu_optimizer", False)
+
+    def init_deepspeed(self) -> None:
+        import warnings
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*DeepSpeed handles gradient clipping internally.*")
+            super().init_deepspeed()
+
+    def save_checkpoint(self, checkpoint: dict, filepath, storage_options=None) -> None:
+        import os
+        import shutil
+        from pathlib import Path
+
+        from ltx_train.modules.checkpointing import TMP_TAG, _fsync_dir
+        final = Path(self.broadcast(str(filepath)))
+        tmp = final.with_name(f".{final.name}{TMP_TAG}{self.broadcast(os.getpid())}")
+        if self.is_global_zero and tmp.exists():
+            shutil.rmtree(tmp)
+        self.barrier()
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        self.barrier()                      # every rank's shard is on disk
+        if self.is_global_zero:
+            old = final.with_name(f".{final.name}.old{TMP_TAG}{os.getpid()}")
+            if final.is_symlink() or final.is_file():
+                final.unlink()
+            elif final.exists():            # the same step saved again: the old one is set aside first
+                os.replace(final, old)
+            os.replace(tmp, final)
+            _fsync_dir(final.parent)
+            shutil.rmtree(old, ignore_errors=True)
+        self.barrier()
+
+
+def is_deepspeed(trainer) -> bool:
+    from lightning.pytorch.strategies import DeepSpeedStrategy as LightningDeepSpeed
+    return trainer is not None and isinstance(trainer.strategy, LightningDeepSpeed)

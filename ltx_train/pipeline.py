@@ -19,6 +19,8 @@ and by the vocoder to a waveform.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import json
 import logging
 from dataclasses import dataclass
@@ -80,6 +82,13 @@ def text_encoder_reference(path: str | Path, index: dict) -> tuple[str | None, i
     return te_path, int(te.get("max_length", 64))
 
 
+def _device_of(module: nn.Module) -> torch.device:
+    t = next(iter(module.parameters()), None)
+    if t is None:
+        t = next(iter(module.buffers()), None)
+    return t.device if t is not None else torch.device("cpu")
+
+
 class LTXVideoPipeline(LoraLoaderMixin):
     def __init__(self, vae: nn.Module, audio_vae: nn.Module, model: nn.Module,
                  text_encoder: FrozenTextEncoder, vocoder: nn.Module | None = None):
@@ -87,6 +96,7 @@ class LTXVideoPipeline(LoraLoaderMixin):
         self.vocoder = vocoder.eval() if vocoder is not None else None
         self.text_encoder = text_encoder
         self.encoding_cache = None       # enable_encoding_cache: prompts' and images' encodings on disk
+        self.offload_device = None       # enable_model_cpu_offload: each part moved there only while it runs
         d = model.cfg.dit
         if d.video_channels != vae.config.latent_channels or d.audio_channels != audio_vae.cfg.latent_channels:
             raise PretrainedError(f"model expects {d.video_channels} video / {d.audio_channels} audio latent "
@@ -98,10 +108,12 @@ class LTXVideoPipeline(LoraLoaderMixin):
     # ------------------------------------------------------------------ files
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu",
-                        dtype: torch.dtype | None = None, quantize: str | None = None) -> LTXVideoPipeline:
+                        dtype: torch.dtype | None = None, quantize: str | None = None,
+                        device_map: dict | None = None) -> LTXVideoPipeline:
         """Local files only: ``model_index.json`` + component folders (safetensors, never pickles).
         ``dtype`` casts the DiT model (e.g. ``torch.bfloat16`` on a GPU); the VAEs and vocoder stay fp32.
-        ``quantize="int8"``: weight-only INT8 of the DiT and connector blocks (``ltx_train.quantize``)."""
+        ``quantize="int8"``: weight-only INT8 of the DiT and connector blocks (``ltx_train.quantize``).
+        ``device_map``: a device per component (``place``); the parts it does not name go to ``device``."""
         path = Path(path)
         index = read_model_index(path)
         parts = {name: load_component(path / name, device=device, expect=cls_name)
@@ -116,6 +128,8 @@ class LTXVideoPipeline(LoraLoaderMixin):
         pipe = cls(parts["vae"], parts["audio_vae"], parts["model"], encoder, vocoder)
         if quantize:
             pipe.quantize(quantize)
+        if device_map:
+            pipe.place(device_map)
         return pipe
 
     def quantize(self, mode: str = "int8") -> dict:
@@ -157,15 +171,61 @@ class LTXVideoPipeline(LoraLoaderMixin):
         return path
 
     # ------------------------------------------------------------------ placement
+    PARTS = ("text_encoder", "vae", "audio_vae", "model", "vocoder")
+
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        """Where the DiT runs (the execution device under CPU offload)."""
+        return self.offload_device if self.offload_device is not None else _device_of(self.model)
 
     def to(self, device: str | torch.device) -> LTXVideoPipeline:
+        self.offload_device = None
         for part in (self.vae, self.audio_vae, self.model, self.vocoder, self.text_encoder, self.mel):
             if part is not None:
                 part.to(device)
         return self
+
+    def place(self, device_map: dict[str, str | torch.device]) -> LTXVideoPipeline:
+        """Put each component on its own device, e.g. the DiT on one GPU and the text encoder, VAEs and
+        vocoder on another: ``{"model": "cuda:0", "text_encoder": "cuda:1", "vae": "cuda:1",
+        "audio_vae": "cuda:1", "vocoder": "cuda:1"}``. Components not named stay where they are; each
+        step's tensors move to the device of the component that runs next."""
+        unknown = sorted(set(device_map) - set(self.PARTS))
+        if unknown:
+            raise ValueError(f"device_map: unknown component {unknown[0]!r} (components: {', '.join(self.PARTS)})")
+        self.offload_device = None
+        for name, dev in device_map.items():
+            part = getattr(self, name)
+            if part is not None:
+                part.to(torch.device(dev))
+        self.mel.to(self._device("vocoder" if self.vocoder is not None else "audio_vae"))
+        return self
+
+    def enable_model_cpu_offload(self, device: str | torch.device = "cuda") -> LTXVideoPipeline:
+        """Keep every component in host memory and move each to ``device`` only while it runs (the text
+        encoder, then the VAE for an image, the DiT for sampling, the VAEs and vocoder for decoding), so
+        the device holds one component's weights at a time plus the activations."""
+        self.to("cpu")
+        self.offload_device = torch.device(device)
+        return self
+
+    def _device(self, name: str) -> torch.device:
+        if self.offload_device is not None:
+            return self.offload_device
+        return _device_of(getattr(self, name))
+
+    @contextmanager
+    def _running(self, name: str):
+        """The device component ``name`` runs on; under CPU offload it is moved there for the block."""
+        part = getattr(self, name)
+        if self.offload_device is None or part is None:
+            yield self._device(name) if part is not None else self.device
+            return
+        part.to(self.offload_device)
+        try:
+            yield self.offload_device
+        finally:
+            part.to("cpu")
 
     # ------------------------------------------------------------------ sampling
     def num_frames(self, seconds: float, fps: float) -> int:
@@ -182,10 +242,13 @@ class LTXVideoPipeline(LoraLoaderMixin):
         return self.encoding_cache
 
     def text_states(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The frozen text encoder's states and mask for ``prompts``, through the encoding cache if enabled."""
+        """The frozen text encoder's states and mask for ``prompts`` on the DiT's device, through the
+        encoding cache if enabled."""
         cache, te = self.encoding_cache, self.text_encoder
         if cache is None:
-            return te.encode(list(prompts))
+            with self._running("text_encoder"):
+                hidden, mask = te.encode(list(prompts))
+            return hidden.to(self.device), mask.to(self.device)
         from ltx_train.encode_cache import module_hash
         model_key = f"{module_hash(te.model)}|{te.source_path}|{te.max_length}"
         keys = {p: cache.key("text", model_key, p.encode("utf-8")) for p in dict.fromkeys(prompts)}
@@ -196,7 +259,8 @@ class LTXVideoPipeline(LoraLoaderMixin):
                 found[p] = (t["hidden"], t["mask"])
         missing = [p for p in keys if p not in found]
         if missing:
-            hidden, mask = te.encode(missing)
+            with self._running("text_encoder"):
+                hidden, mask = te.encode(missing)
             for p, h, m in zip(missing, hidden.cpu(), mask.cpu()):
                 cache.put(keys[p], {"hidden": h, "mask": m})
                 found[p] = (h, m)
@@ -206,13 +270,17 @@ class LTXVideoPipeline(LoraLoaderMixin):
     def image_latents(self, img: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) first frames -> their VAE latents (N, C, 1, h, w), through the encoding cache if enabled."""
         cache = self.encoding_cache
+
+        def encode():
+            with self._running("vae") as dev:
+                return self.vae.encode(img.to(dev)[:, :, None]).mode()
         if cache is None:
-            return self.vae.encode(img.to(self.device)[:, :, None]).mode()
+            return encode().to(self.device)
         from ltx_train.encode_cache import module_hash, tensor_digest
         key = cache.key("image", module_hash(self.vae), tensor_digest(img.float()))
         t = cache.get(key)
         if t is None:
-            t = {"latent": self.vae.encode(img.to(self.device)[:, :, None]).mode()}
+            t = {"latent": encode()}
             cache.put(key, t)
         return t["latent"].to(self.device)
 
@@ -292,16 +360,40 @@ class LTXVideoPipeline(LoraLoaderMixin):
                 steps: int, guidance_scale: float, sampler: str, seed: int, negative_prompt: str,
                 tile) -> list[GeneratedClip]:
         """One batch: ``noise`` (the prompts' own draws), denoised, decoded, voiced."""
-        m, vae, avae, dev, b = self.model, self.vae, self.audio_vae, self.device, len(prompts)
+        m, vae, avae, b = self.model, self.vae, self.audio_vae, len(prompts)
         d = m.cfg.dit
         dtype = next(m.parameters()).dtype
+        # the conditioning first (text encoder, VAE), then the DiT alone on its device, then the decoders
+        text, mask = self.text_states(prompts)
+        utext, umask = self.text_states([negative_prompt] * b)
+        z0 = None if img is None else self.image_latents(img).expand(b, -1, -1, -1, -1)  # a shared frame: once
+        with self._running("model"):
+            x = self._denoise(prompts, noise, z0, text, mask, utext, umask, fps=fps, steps=steps,
+                              guidance_scale=guidance_scale, sampler=sampler, dtype=dtype)
+            z_v, z_a = m.denormalize(x["video"], x["audio"])
+        with self._running("vae") as vdev:
+            video = vae.decode(z_v.float().to(vdev), tile=tile)                  # (B, 3, T, H, W)
+        with self._running("audio_vae") as adev:
+            log_mel = avae.decode(z_a.float().to(adev))                          # (B, n_mels, F)
+        if self.vocoder is not None:
+            with self._running("vocoder") as wdev:
+                wav = self.vocoder(log_mel.to(wdev))
+        else:
+            mel = self.mel.to(log_mel.device)
+            wav = griffin_lim(log_mel, mel, generator=torch.Generator(device=log_mel.device).manual_seed(seed))
+        wav = wav.reshape(b, -1)[:, : mel_frames * d.audio_hop_length].clamp(-1, 1)
+        return [GeneratedClip(p, to_uint8_frames(video[i]), wav[i].float().cpu().numpy(), float(fps),
+                              d.audio_sample_rate) for i, p in enumerate(prompts)]
+
+    def _denoise(self, prompts, noise, z0, hidden, mask, uhidden, umask, *, fps, steps, guidance_scale, sampler,
+                 dtype) -> dict:
+        m, dev, b = self.model, self.device, len(prompts)
         x = {k: v.to(dev) for k, v in noise.items()}
         tv = x["video"].shape[2]
         cond_mask = None
-        if img is not None:
-            # (B, 3, 1, H, W): each prompt's own frame (or one frame for all) as a 1-frame causal clip
-            z0 = self.image_latents(img).expand(b, -1, -1, -1, -1)   # a shared frame is encoded once
-            cond_latent, _ = m.normalize(z0, x["audio"])
+        if z0 is not None:
+            # (B, C, 1, h, w): each prompt's own frame (or one frame for all) as a 1-frame causal clip
+            cond_latent, _ = m.normalize(z0.to(dev), x["audio"])
             cond_mask = torch.zeros(b, tv, dtype=torch.bool, device=dev)
             cond_mask[:, 0] = True
             x["video"][:, :, :1] = cond_latent
@@ -315,19 +407,11 @@ class LTXVideoPipeline(LoraLoaderMixin):
                 v = v.masked_fill(cond_mask[:, None, :, None, None], 0.0)
             return {"video": v, "audio": out["audio"].float()}
 
-        text, mask = self.text_tokens(prompts)
-        utext, umask = self.text_tokens([negative_prompt] * b)
-        fn = cfg_model_fn(denoise, {"text": text.to(dtype), "text_mask": mask},
-                          {"text": utext.to(dtype), "text_mask": umask}, guidance_scale)
-        x = SAMPLERS[sampler](fn, x, get_sigmas(steps, m.num_tokens(x["video"], x["audio"]), device=dev))
-        z_v, z_a = m.denormalize(x["video"], x["audio"])
-        video = vae.decode(z_v.float(), tile=tile)                          # (B, 3, T, H, W)
-        log_mel = avae.decode(z_a.float())                                  # (B, n_mels, F)
-        wav = (self.vocoder(log_mel) if self.vocoder is not None
-               else griffin_lim(log_mel, self.mel, generator=torch.Generator(device=log_mel.device).manual_seed(seed)))
-        wav = wav.reshape(b, -1)[:, : mel_frames * d.audio_hop_length].clamp(-1, 1)
-        return [GeneratedClip(p, to_uint8_frames(video[i]), wav[i].float().cpu().numpy(), float(fps),
-                              d.audio_sample_rate) for i, p in enumerate(prompts)]
+        text, text_mask = m.encode_text(hidden, mask)
+        utext, utext_mask = m.encode_text(uhidden, umask)
+        fn = cfg_model_fn(denoise, {"text": text.to(dtype), "text_mask": text_mask},
+                          {"text": utext.to(dtype), "text_mask": utext_mask}, guidance_scale)
+        return SAMPLERS[sampler](fn, x, get_sigmas(steps, m.num_tokens(x["video"], x["audio"]), device=dev))
 
     @staticmethod
     def save(clip: GeneratedClip, path: str | Path) -> Path:

@@ -168,10 +168,19 @@ WHAT = {"vae": "video VAE", "audio_vae": "audio VAE", "vocoder": "vocoder", "mod
 
 def safe_load_checkpoint(path: str | Path, what: str = "") -> dict:
     """``torch.load(weights_only=True)``: a checkpoint can hold tensors and plain containers only, so a
-    crafted pickle cannot run code here."""
+    crafted pickle cannot run code here. A DeepSpeed checkpoint directory (``trainer=deepspeed_*``) is
+    merged into one (``modules.zero_checkpoint``; DeepSpeed's shard files are read as DeepSpeed writes
+    them, with pickles: pass only directories your own runs wrote)."""
     import pickle
+
+    from ltx_train.modules.zero_checkpoint import ZeroCheckpointError, convert_zero_checkpoint, is_zero_checkpoint
     path = Path(path)
     label = f"{what} checkpoint" if what else "checkpoint"
+    if is_zero_checkpoint(path):   # trainer=deepspeed_*: a directory of shards, merged into one checkpoint here
+        try:
+            return convert_zero_checkpoint(path)
+        except ZeroCheckpointError as e:
+            raise PretrainedError(str(e)) from e
     if not path.is_file():
         raise PretrainedError(f"{label} not found: {path}")
     try:

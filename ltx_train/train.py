@@ -101,10 +101,14 @@ def _check_strategy(trainer: L.Trainer, module) -> None:
     """``trainer=fsdp`` shards the DiT stage and LoRA (``DiTModule.configure_model``); the other stages
     have no sharding plan: refuse before training, naming the stage, instead of Lightning's TypeError."""
     from ltx_train.modules.dit_module import DiTModule
-    from ltx_train.parallelize import is_fsdp
+    from ltx_train.parallelize import is_deepspeed, is_fsdp
     if is_fsdp(trainer) and not isinstance(module, DiTModule):
         raise ConfigError(f"trainer=fsdp shards the DiT stage and LoRA (model=dit / lora); {type(module).__name__} "
                           f"has no sharding plan: train it with trainer=ddp (it fits one GPU), or trainer=gpu")
+    if is_deepspeed(trainer) and not module.automatic_optimization:
+        raise ConfigError(f"trainer=deepspeed_* steps one optimiser; {type(module).__name__} trains a generator and a "
+                          "GAN discriminator with two (manual optimisation): train it with trainer=ddp (it fits one "
+                          "GPU), or without the GAN (model.gan_weight=0 for the VAE)")
 
 
 def _fit(cfg: DictConfig, module, datamodule, callbacks: list, loggers: list, plain_cfg: dict,
@@ -118,7 +122,7 @@ def _fit(cfg: DictConfig, module, datamodule, callbacks: list, loggers: list, pl
         lg.log_hyperparams(hparams)
     preempt = next((cb for cb in callbacks if isinstance(cb, Preemption)), None)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(module, datamodule=datamodule, ckpt_path=_ckpt_for(trainer, cfg.get("ckpt_path")))
     except SIGTERMException:  # Lightning's stop after SIGTERM/SIGUSR1 is a SystemExit with status 0
         _stopped_by_signal(trainer, preempt)
     if preempt is not None and preempt.received is not None:  # the signal came during the last step
@@ -126,6 +130,21 @@ def _fit(cfg: DictConfig, module, datamodule, callbacks: list, loggers: list, pl
     if cfg.get("test_after_fit"):
         trainer.validate(module, datamodule=datamodule)
     return trainer
+
+
+def _ckpt_for(trainer: L.Trainer, ckpt: str | None) -> str | None:
+    """A DeepSpeed checkpoint directory resumed under another strategy: merged into one file beside it
+    first (``modules.zero_checkpoint``), written once and reused."""
+    from ltx_train.modules.zero_checkpoint import is_zero_checkpoint, save_converted
+    from ltx_train.parallelize import is_deepspeed
+    if not ckpt or is_deepspeed(trainer) or not is_zero_checkpoint(ckpt):
+        return ckpt
+    src = Path(ckpt).resolve()
+    out = src.with_name(src.name + ".merged.ckpt")
+    if not out.is_file() or out.stat().st_mtime < max(f.stat().st_mtime for f in src.rglob("*") if f.is_file()):
+        save_converted(src, out)
+        print(f"[ltx-train] merged the DeepSpeed checkpoint {ckpt} into {out} (weights, EMA, Adam moments, loops)")
+    return str(out)
 
 
 def _stopped_by_signal(trainer: L.Trainer, preempt: Preemption | None) -> None:
@@ -152,10 +171,14 @@ def resume_in_place(cfg: DictConfig) -> None:
     if not ckpt or ckpt in ("last", "hpc", "best") or not OmegaConf.select(cfg, "resume.in_place", default=False):
         return
     path = Path(ckpt)
-    if not path.is_file():
+    from ltx_train.modules.zero_checkpoint import client_state_file, is_zero_checkpoint
+    zero = is_zero_checkpoint(path)
+    if not (path.is_file() or zero):
         raise ConfigError(f"ckpt_path: no such checkpoint file {path}")
     try:  # mmap: only the metadata pages are read, not the weights
-        meta = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("ltx_train") or {}
+        # (a DeepSpeed directory: its rank-0 model-states file, which DeepSpeed writes with pickles)
+        meta = torch.load(client_state_file(path) if zero else path, map_location="cpu", weights_only=not zero,
+                          mmap=True).get("ltx_train") or {}
     except Exception as e:  # noqa: BLE001 - any unreadable file is reported with its path
         raise ConfigError(f"ckpt_path: cannot read {path} with weights_only=True: {e}") from e
     # where the checkpoint is now (run directories get moved and copied), else where it was written

@@ -46,7 +46,7 @@ bg_main() {
   start)
     rm -rf "$W"; mkdir -p "$W/logs" "$W/status"
     export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
-    if [ -d .wheels ] && ! $PY -c "import hydra" 2>/dev/null; then   # the device lacks hydra & co.
+    if [ -d .wheels ] && ! $PY -c "import hydra, webdataset, deepspeed" 2>/dev/null; then   # the device lacks hydra & co.
       $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .wheels/*.whl || exit 1
     fi
     export PYTHONPATH=$PWD:/tmp/site

@@ -149,14 +149,21 @@ def test_expand_runs_matches_index_gather_in_values_and_gradients():
     torch.testing.assert_close(grad_ours, grad_ref)
 
 
-def test_gradient_checkpointing_matches_plain_backward():
-    grads = []
+def test_activation_checkpointing_matches_plain_backward_and_keeps_keys():
+    """``parallelize.checkpoint_blocks``, applied from outside the model: same gradients, same state-dict keys."""
+    from ltx_train.parallelize import checkpoint_blocks
+    grads, keys = [], []
     for ckpt in (False, True):
-        model = randomize_zero_init(tiny(gradient_checkpointing=ckpt)).train()
+        torch.manual_seed(0)
+        model = randomize_zero_init(tiny()).train()
+        if ckpt:
+            checkpoint_blocks(model)
+        keys.append(list(model.state_dict()))
         out = model(**inputs(model.cfg))
         (out["video"].square().mean() + out["audio"].square().mean()).backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
     torch.testing.assert_close(grads[0], grads[1])
+    assert keys[0] == keys[1]
 
 
 def test_compiled_blocks_match_eager_and_keep_state_dict_keys():

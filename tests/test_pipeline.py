@@ -229,3 +229,57 @@ def test_int8_weights_give_outputs_close_to_float_in_a_quarter_of_the_trunk_memo
         q.load_lora_weights(tmp_path / "none", adapter_name="x")
     with pytest.raises(QuantizeError, match="unknown mode"):
         quantize_model(tiny_model(), "int4")
+
+
+def test_cpu_offload_gives_the_same_clips_and_runs_each_part_alone_on_the_device(tmp_path):
+    """``enable_model_cpu_offload``: every component lives in host memory and is moved to the execution
+    device only for its own work. On this CPU-only machine the execution device is the CPU too, so the
+    test records the moves: each component's forward must run inside its own window, with no other
+    component's window open; the clips equal those of the plain pipeline."""
+    from ltx_train.pipeline import LTXVideoPipeline
+    path = LTXVideoPipeline(VideoVAE(vae_preset("tiny")), AudioVAE(audio_vae_config("tiny")), tiny_model(),
+                            FrozenTextEncoder(max_length=16)).save_pretrained(tmp_path / "p")
+    kw = dict(steps=2, seconds=0.4, height=32, width=32, seed=3, image=torch.rand(3, 32, 32) * 2 - 1)
+    plain = LTXVideoPipeline.from_pretrained(path)("a red ball falls", **kw)
+    pipe = LTXVideoPipeline.from_pretrained(path).enable_model_cpu_offload("cpu")
+    resident, runs = set(), []
+    for name in pipe.PARTS:
+        part = getattr(pipe, name)
+        if part is None:
+            continue
+        move = part.to
+
+        def to(dev, *a, _name=name, _move=move, **k):   # in: the execution device (torch.device); out: "cpu"
+            (resident.add if isinstance(dev, torch.device) else resident.discard)(_name)
+            return _move(dev, *a, **k)
+        part.to = to
+        for m in part.modules():   # every layer: the VAEs run through encode() / decode(), not forward()
+            m.register_forward_pre_hook(lambda m, args, _name=name: runs.append((_name, set(resident))))
+    offloaded = pipe("a red ball falls", **kw)
+    assert {n for n, _ in runs} == {"text_encoder", "vae", "audio_vae", "model"}
+    assert all(open_ == {n} for n, open_ in runs), runs[:5]
+    assert not resident                                  # everything went back to host memory
+    np.testing.assert_array_equal(offloaded[0].frames, plain[0].frames)
+    np.testing.assert_allclose(offloaded[0].audio, plain[0].audio, atol=1e-6)
+
+
+def test_a_device_map_places_each_part_and_bad_placements_are_refused(pipe, tmp_path):
+    from ltx_train.config import ConfigError
+    from ltx_train.generate import generate as ltx_generate
+    from test_lora_training import compose_cfg
+    kw = dict(steps=2, seconds=0.4, height=32, width=32, seed=3)
+    before = pipe("a blue box slides", **kw)
+    pipe.place({"model": "cpu", "text_encoder": "cpu", "vae": "cpu", "audio_vae": "cpu"})
+    np.testing.assert_array_equal(pipe("a blue box slides", **kw)[0].frames, before[0].frames)
+    with pytest.raises(ValueError, match="device_map: unknown component 'unet'"):
+        pipe.place({"unet": "cpu"})
+    out = pipe.save_pretrained(tmp_path / "p")
+    args = [f"pretrained={out}", "prompt=a blue box slides", "steps=2", "seconds=0.4", "height=32", "width=32",
+            "device=cpu"]
+    for extra in (["offload=true"], ["device_map={model: cpu, vae: cpu}"]):
+        paths = ltx_generate(compose_cfg("generate", tmp_path / extra[0][:6], *args, *extra,
+                                         f"out_dir={tmp_path}/{extra[0][:6]}"))
+        assert len(paths) == 1 and paths[0].stat().st_size > 0
+    with pytest.raises(ConfigError, match="at most one of offload=true"):
+        ltx_generate(compose_cfg("generate", tmp_path / "both", *args, "offload=true", "device_map={model: cpu}",
+                                 f"out_dir={tmp_path}/both"))

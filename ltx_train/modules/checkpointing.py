@@ -93,6 +93,7 @@ def nonfinite_tensors(module: torch.nn.Module) -> list[str]:
     """Names of the floating-point parameters / buffers of ``module`` that hold a NaN or an inf."""
     bad = []
     for name, t in [*module.named_parameters(), *module.named_buffers()]:
+        t = getattr(t, "ds_tensor", t)   # DeepSpeed ZeRO-3: the rank's partition (the parameter is empty)
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             bad.append(name)
     return bad
@@ -120,10 +121,13 @@ class SafeModelCheckpoint(ModelCheckpoint):
             for tmp in glob.glob(os.path.join(self.dirpath, f".*{TMP_TAG}*")):  # left by a killed writer
                 pid = tmp.rsplit(TMP_TAG, 1)[1]
                 if not (pid.isdigit() and _alive(int(pid))):
-                    os.remove(tmp)
+                    shutil.rmtree(tmp) if os.path.isdir(tmp) and not os.path.islink(tmp) else os.remove(tmp)
 
     def _save_checkpoint(self, trainer, filepath: str) -> None:
         bad = nonfinite_tensors(trainer.lightning_module)
+        # every rank saves its shards (DeepSpeed, FSDP) or waits for rank 0: all must make the same choice
+        if trainer.world_size > 1 and trainer.strategy.reduce_boolean_decision(bool(bad), all=False):
+            bad = bad or ["(a tensor sharded on another rank)"]
         if bad:  # never replace a good checkpoint with a broken one
             log.error("not saving %s at step %d: non-finite weights in %s", filepath, trainer.global_step,
                       ", ".join(bad[:5]))
@@ -161,6 +165,13 @@ class SafeModelCheckpoint(ModelCheckpoint):
     @staticmethod
     def _link_checkpoint(trainer, filepath: str, linkpath: str) -> None:
         """``linkpath`` -> a hard link to ``filepath`` (a copy where links fail), swapped in by rename."""
+        if os.path.isdir(filepath):          # DeepSpeed: a directory per checkpoint, linked by a relative symlink
+            if trainer.is_global_zero:
+                if os.path.isdir(linkpath) and not os.path.islink(linkpath):
+                    shutil.rmtree(linkpath)
+                atomic_replace(linkpath, lambda tmp: os.symlink(os.path.relpath(filepath, os.path.dirname(linkpath)), tmp))
+            trainer.strategy.barrier()
+            return
         # (rename() of one hard link over another of the same file is a no-op: nothing to do then)
         if trainer.is_global_zero and not (os.path.exists(linkpath) and os.path.samefile(filepath, linkpath)):
             def link(tmp: Path) -> None:
@@ -195,7 +206,7 @@ class SafeModelCheckpoint(ModelCheckpoint):
         if state_dict.get("dirpath", self.dirpath) == self.dirpath:  # as Lightning: only in the same directory
             self.saved = [list(s) for s in state_dict.get("saved", [])]
         last = os.path.join(self.dirpath or "", self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION)
-        if self.dirpath and not self.last_model_path and os.path.isfile(last):
+        if self.dirpath and not self.last_model_path and os.path.exists(last):
             self.last_model_path = last  # a resumed run (in a moved run directory) keeps updating last.ckpt
 
 

@@ -1,8 +1,11 @@
-"""Re-save a checkpoint you trust (one written before checkpoints were plain) so it loads with weights_only=True.
+"""Re-save a checkpoint you trust as one plain file that loads with weights_only=True: one written before
+checkpoints were plain, or a DeepSpeed ZeRO checkpoint directory (``trainer=deepspeed_*``), whose
+shards are merged (``ltx_train.modules.zero_checkpoint``: weights, EMA, Adam moments, step, loops).
 
     python -m ltx_train.modules.convert_checkpoint old.ckpt new.ckpt
+    python -m ltx_train.modules.convert_checkpoint <run>/checkpoints/last.ckpt merged.ckpt   # a ZeRO directory
 
-This is the one place that unpickles with ``weights_only=False``: run it only on files you made.
+This unpickles with ``weights_only=False``: run it only on files you made.
 OmegaConf containers become plain dicts / lists; anything else that is not plain is reported by key.
 """
 from __future__ import annotations
@@ -15,7 +18,11 @@ from ltx_train.modules.checkpointing import AtomicCheckpointIO
 
 
 def convert(src: str, dst: str) -> None:
-    checkpoint = torch.load(src, map_location="cpu", weights_only=False)  # trusted by the caller, see above
+    from ltx_train.modules.zero_checkpoint import convert_zero_checkpoint, is_zero_checkpoint
+    if is_zero_checkpoint(src):
+        checkpoint = convert_zero_checkpoint(src)
+    else:
+        checkpoint = torch.load(src, map_location="cpu", weights_only=False)  # trusted by the caller, see above
     AtomicCheckpointIO().save_checkpoint(checkpoint, dst)  # makes it plain, refuses what cannot be
 
 

@@ -80,9 +80,12 @@ class DiTModule(DeviceGradClipping, L.LightningModule):
                  video_loss_weight: float = 1.0, audio_loss_weight: float = 1.0,
                  caption_dropout: float = 0.1, first_frame_prob: float = 0.2,
                  timestep_mean: float = 0.0, timestep_std: float = 1.0, timestep_shift: bool = True,
-                 ema_decay: float = 0.999, compile: bool | str = False, latents: str | None = None):
+                 ema_decay: float = 0.999, compile: bool | str = False, activation_checkpointing: bool = False,
+                 latents: str | None = None):
         """``compile``: ``torch.compile`` the DiT blocks (true / "blocks") or every part of the model ("all")
-        when the trainer has placed it (``ltx_train.parallelize``). ``init_from``: a pretrained
+        when the trainer has placed it (``ltx_train.parallelize``). ``activation_checkpointing``: recompute
+        each DiT block's activations in the backward pass (``parallelize.checkpoint_blocks``; also on when
+        the DiT config's legacy ``gradient_checkpointing`` is). ``init_from``: a pretrained
         directory (``ltx-export`` / ``save_pretrained``): its model, VAEs and text-encoder reference
         replace ``dit``, ``connector``, ``text_encoder`` and the two checkpoints. ``latents``: a latent
         cache directory (set by ``data=latents``): no encoder is loaded, the checkpoints are not read."""
@@ -216,6 +219,8 @@ class DiTModule(DeviceGradClipping, L.LightningModule):
             return
         self._parallelized = True
         from ltx_train import parallelize
+        if self.hparams.get("activation_checkpointing") or self.model.cfg.dit.gradient_checkpointing:
+            parallelize.checkpoint_blocks(self.model.dit)
         if self.hparams.compile:
             parallelize.compile_model(self.model, compile_scope(self.hparams.compile))
         if parallelize.is_fsdp(self._trainer):

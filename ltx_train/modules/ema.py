@@ -22,6 +22,37 @@ def _key(name: str) -> str:
     return name.replace(".", "__")
 
 
+def _zero3(params: list[torch.Tensor]) -> bool:
+    """DeepSpeed ZeRO-3 partitions parameters in place: each holds an empty tensor and its rank's slice."""
+    return any(hasattr(p, "ds_id") for p in params)
+
+
+def _chunks(pairs: list, numel: int = 1 << 26):
+    """``pairs`` (parameter, average) in runs of at most ~``numel`` elements: under ZeRO-3 one run is
+    gathered at a time, so the whole model is never materialised on a rank at once."""
+    run, size = [], 0
+    for pair in pairs:
+        run.append(pair)
+        size += pair[1].numel()
+        if size >= numel:
+            yield run
+            run, size = [], 0
+    if run:
+        yield run
+
+
+@contextmanager
+def zero3_gathered(params: list[torch.Tensor], modifier_rank: int | None = None):
+    """ZeRO-3: the full parameters inside the context (all-gathered; with ``modifier_rank`` that rank's
+    writes are re-partitioned on exit); any other parameters: as they are."""
+    if not _zero3(params):
+        yield
+        return
+    import deepspeed
+    with deepspeed.zero.GatheredParameters(params, modifier_rank=modifier_rank):
+        yield
+
+
 class EMA(nn.Module):
     """``avg = decay * avg + (1 - decay) * param``, with the decay warmed up as
     ``min(decay, (1 + n) / (10 + n))`` so early averages are not dominated by the initialisation."""
@@ -56,11 +87,16 @@ class EMA(nn.Module):
             self._count = int(self.num_updates)      # once, after construction or a state-dict load
         n = self._count
         d = min(self.decay, (1 + n) / (10 + n))
-        # sharded (FSDP2) averages and weights: the local shards, updated in place
-        dst = [_local(t) for t in self.averages()]
-        src = [_local(p.detach()).to(t.dtype) for p, t in zip(self._params(model), dst)]
-        if dst:
-            torch._foreach_lerp_(dst, src, 1.0 - d if weight is None else (1.0 - d) * weight.to(dst[0].device))
+        pairs = list(zip(self._params(model), self.averages()))
+        # ZeRO-3: the averages are whole on every rank, updated from the gathered parameters, a run at a time
+        for run in (_chunks(pairs) if _zero3([p for p, _ in pairs]) else [pairs]):
+            with zero3_gathered([p for p, _ in run]):
+                # sharded (FSDP2) averages and weights: the local shards, updated in place
+                dst = [_local(a) for _, a in run]
+                src = [_local(p.detach()).to(a.dtype) for (p, _), a in zip(run, dst)]
+                if dst:
+                    w = 1.0 - d if weight is None else (1.0 - d) * weight.to(dst[0].device)
+                    torch._foreach_lerp_(dst, src, w)
         self._count = n + 1
         self.num_updates.fill_(self._count)
 
@@ -84,13 +120,18 @@ class EMA(nn.Module):
     def swapped_into(self, model: nn.Module):
         """Temporarily load the averaged weights into ``model`` (for validation or sampling)."""
         params = self._params(model)
-        backup = [p.detach().clone() for p in params]
+        # ZeRO-3: each rank backs up its own partition, and the averages go in through a gather
+        partitioned = _zero3(params)
+        backup = [(p.ds_tensor if partitioned else p).detach().clone() for p in params]
         with torch.no_grad():
-            for p, a in zip(params, self.averages()):
-                p.copy_(a)
+            for run in (_chunks(list(zip(params, self.averages()))) if partitioned else [zip(params, self.averages())]):
+                run = list(run)
+                with zero3_gathered([p for p, _ in run], modifier_rank=0):
+                    for p, a in run:
+                        p.copy_(a)
         try:
             yield model
         finally:
             with torch.no_grad():
                 for p, b in zip(params, backup):
-                    p.copy_(b)
+                    (p.ds_tensor if partitioned else p).copy_(b)

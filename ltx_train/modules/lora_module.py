@@ -37,7 +37,8 @@ class LoRAModule(DiTModule):
                  video_loss_weight: float = 1.0, audio_loss_weight: float = 1.0,
                  caption_dropout: float = 0.1, first_frame_prob: float = 0.2,
                  timestep_mean: float = 0.0, timestep_std: float = 1.0, timestep_shift: bool = True,
-                 ema_decay: float = 0.0, compile: bool = False, latents: str | None = None):
+                 ema_decay: float = 0.0, compile: bool = False, activation_checkpointing: bool = False,
+                 latents: str | None = None):
         """``base``: the pretrained directory to adapt. ``lora``: ``LoRAConfig`` fields (rank, alpha,
         dropout, target_modules, connector, audio, base_dtype). Defaults follow common LoRA practice for
         video DiTs: lr 1e-4, warm-up then cosine decay to 0, no weight decay."""
@@ -49,7 +50,7 @@ class LoRAModule(DiTModule):
                          audio_loss_weight=audio_loss_weight, caption_dropout=caption_dropout,
                          first_frame_prob=first_frame_prob, timestep_mean=timestep_mean,
                          timestep_std=timestep_std, timestep_shift=timestep_shift, ema_decay=ema_decay,
-                         compile=compile, latents=latents)
+                         compile=compile, activation_checkpointing=activation_checkpointing, latents=latents)
         save_plain_hyperparameters(self)  # this class's arguments, not the DiT module's
         self.base = str(Path(base).resolve())
         self.strict_loading = False       # checkpoints omit the frozen base: it comes from `base`
@@ -97,8 +98,11 @@ class LoRAModule(DiTModule):
             raise ConfigError(f"ckpt_path: this LoRA checkpoint was trained on base={rec['base']}, but this run "
                               f"has base={self.base}; the adapter only fits its own base: resume with "
                               f"base={rec['base']}")
+        if "state_dict" not in checkpoint:   # DeepSpeed restores the module from its own shards
+            return
         expected = {k for k in self.state_dict() if self._trained_key(k)}
-        saved = set(checkpoint["state_dict"])
+        # (a merged DeepSpeed checkpoint holds the frozen base too: only the trained tensors are compared)
+        saved = {k for k in checkpoint["state_dict"] if self._trained_key(k)}
         for what, keys in (("missing from the checkpoint", expected - saved), ("not in this model", saved - expected)):
             if keys:
                 raise ConfigError(f"ckpt_path: {len(keys)} trained tensors {what}, e.g. {sorted(keys)[0]!r}: "
@@ -106,12 +110,15 @@ class LoRAModule(DiTModule):
                                   f"(its LoRA config: {rec['config']}, EMA: {rec['ema']})")
 
     def on_fit_end(self) -> None:
-        from ltx_train.parallelize import is_fsdp
+        from ltx_train.modules.ema import zero3_gathered
+        from ltx_train.parallelize import is_deepspeed, is_fsdp
         sharded = is_fsdp(self.trainer)     # every rank takes part in gathering the sharded weights
-        if self.trainer is None or not (self.trainer.is_global_zero or sharded):
+        zero3 = is_deepspeed(self.trainer) and self.trainer.strategy.zero_stage_3
+        if self.trainer is None or not (self.trainer.is_global_zero or sharded or zero3):
             return
         out = Path(self.trainer.default_root_dir) / "adapter"
-        with self.ema_weights():
+        adapter = [p for n, p in self.model.named_parameters() if "lora_" in n]
+        with self.ema_weights(), zero3_gathered(adapter if zero3 else []):   # ZeRO-3: the adapter gathered
             model = self._gathered_model() if sharded else self.model
             if not self.trainer.is_global_zero:
                 return

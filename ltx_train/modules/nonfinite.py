@@ -14,6 +14,12 @@ How a step is skipped, without the host waiting for the GPU:
 ``step_ok(module)`` is the batch's flag as a device tensor (1 = every optimiser stepped), for an EMA
 that must not follow a skipped step: ``ema.update(model, weight=step_ok(self))``.
 
+Under DeepSpeed the gradients are DeepSpeed's (reduced into its partitions, not in ``p.grad``): ZeRO-1/2
+skip a step whose global norm is not finite themselves (the guard reads ``optimizer.overflow`` after
+the step and logs DeepSpeed's norm); ZeRO-3 checks only fp16 steps, so there a non-finite step is not
+skipped: its weights are non-finite, no checkpoint is written from them, and the run stops after
+``max_consecutive`` such batches.
+
 The counters live on the device too. On a CPU they are read after every batch; on a GPU the host reads
 those of the batch before (copied without blocking, then waited for one step later, when the GPU has
 long finished it), so the GPU is never drained. ``NonFiniteError`` therefore stops the fit one batch
@@ -48,11 +54,19 @@ def _guard(pl_module: L.LightningModule) -> NonFiniteGuard | None:
     return next((cb for cb in trainer.callbacks if isinstance(cb, NonFiniteGuard)), None) if trainer else None
 
 
+def _deepspeed_owned(optimizer) -> bool:
+    return type(optimizer).__module__.startswith("deepspeed")
+
+
 def step_ok(pl_module: L.LightningModule) -> torch.Tensor | None:
     """The current batch's flag (a 0-dim float tensor on the module's device, 1.0 = no optimiser step was
-    skipped), or None without a guard."""
+    skipped), or None without a guard. Under DeepSpeed, call it after the step (DeepSpeed decides)."""
     guard = _guard(pl_module)
-    return guard.batch_ok if guard is not None else None
+    if guard is None:
+        return None
+    if guard._ds_optimizer is not None:
+        guard._fold_deepspeed_step()
+    return guard.batch_ok
 
 
 class NonFiniteGuard(L.Callback):
@@ -66,6 +80,7 @@ class NonFiniteGuard(L.Callback):
         self._loss_ok: torch.Tensor | None = None
         self._keys: list = []
         self._pending: tuple | None = None   # (pinned host copy, event, step, keys) of the batch before
+        self._ds_optimizer = None            # DeepSpeed's optimiser whose step is still to be read
 
     # ------------------------------------------------------------------ counters
     @property
@@ -92,7 +107,23 @@ class NonFiniteGuard(L.Callback):
         ok = torch.isfinite(loss.detach()).all()
         self._loss_ok = ok if self._loss_ok is None else self._loss_ok & ok
 
+    def _fold_deepspeed_step(self) -> None:
+        """After DeepSpeed's step: it skipped the step (``overflow``) or, under ZeRO-3, stepped on a
+        non-finite loss; fold that into the batch's flag and the counters, once."""
+        optimizer, self._ds_optimizer = self._ds_optimizer, None
+        ok = torch.ones((), dtype=torch.bool, device=self._counts.device)
+        if self._loss_ok is not None:
+            ok = ok & self._loss_ok
+        self._loss_ok = None
+        if bool(getattr(optimizer, "overflow", False)):
+            ok = ok & False
+        self._counts[0] += (~ok).float()
+        self.batch_ok = self.batch_ok * ok.float()
+
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        if _deepspeed_owned(optimizer):            # read after DeepSpeed's step (step_ok / batch end)
+            self._ds_optimizer = optimizer
+            return
         grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
         norm = total_grad_norm(grads) if grads else None
         index = next((i for i, o in enumerate(trainer.optimizers) if o is optimizer), 0)
@@ -115,6 +146,11 @@ class NonFiniteGuard(L.Callback):
         self.batch_ok = self.batch_ok * ok.float()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if self._ds_optimizer is not None:
+            self._fold_deepspeed_step()
+            norm = trainer.strategy.deepspeed_engine.get_global_grad_norm()
+            if self.log_grad_norm and norm is not None:
+                pl_module.log("train/grad_norm", float(norm), on_step=True, on_epoch=False, batch_size=1)
         bad = 1.0 - self.batch_ok
         self._counts[1] = (self._counts[1] + 1.0) * bad
         pl_module.log("train/nonfinite_skipped", self._counts[0].clone(), on_step=True, on_epoch=False, batch_size=1)

@@ -9,11 +9,13 @@
   one). Validation is not counted: the clock restarts when validation ends.
 - ``perf/steps_per_s`` and ``perf/samples_per_s`` (all ranks together): wall-clock rate over the last
   ``window`` steps, data loading, logging and hooks included (validation restarts the window).
+- ``perf/host_mem_gib``: the process's peak resident memory so far (what CPU offload costs the host).
 - with CUDA: ``perf/gpu_mem_gib`` (peak allocated since the last step) and ``perf/gpu_util`` (percent,
   ``torch.cuda.utilization``, needs the NVML bindings; left out without them).
 """
 from __future__ import annotations
 
+import resource
 import time
 from collections import deque
 
@@ -45,6 +47,7 @@ class PerfMonitor(L.Callback):
         now = time.perf_counter()
         if self._start is not None:
             self._log(pl_module, "perf/step_time_s", now - self._start)
+        self._log(pl_module, "perf/host_mem_gib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
         if pl_module.device.type == "cuda":
             self._log(pl_module, "perf/gpu_mem_gib", torch.cuda.max_memory_allocated(pl_module.device) / 2**30)
             torch.cuda.reset_peak_memory_stats(pl_module.device)

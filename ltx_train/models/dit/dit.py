@@ -40,7 +40,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
-from torch.utils.checkpoint import checkpoint
 
 from ltx_train.models.dit.layers import DiTBlock, FinalLayer
 from ltx_train.models.embeddings import TimestepEmbedder
@@ -77,6 +76,8 @@ class JointDiTConfig:
     audio_compression: int = 4
     # text
     separate_audio_text: bool = False        # second text-token stream for audio (one connector each)
+    # read by the trainer (ltx_train.parallelize.checkpoint_blocks), not by the model; kept here so
+    # that configs and pretrained directories that name it still load (model.activation_checkpointing)
     gradient_checkpointing: bool = False
 
     def __post_init__(self):
@@ -100,7 +101,6 @@ class JointDiT(nn.Module):
         self.axes_dim = cfg.rope_axes_dim or default_axes_dim(cfg.head_dim, 3)
         if sum(self.axes_dim) != cfg.head_dim:
             raise ValueError(f"rope_axes_dim {self.axes_dim} must sum to head_dim {cfg.head_dim}")
-        self.gradient_checkpointing = cfg.gradient_checkpointing
 
         self.video_in = nn.Linear(cfg.video_channels * pt * ph * pw, d)
         self.audio_in = nn.Linear(cfg.audio_channels, d)
@@ -229,10 +229,7 @@ class JointDiT(nn.Module):
         hidden_at = None if return_hidden_at is None else return_hidden_at % cfg.depth
         hidden = None
         for i, block in enumerate(self.blocks):
-            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                x = checkpoint(block, x, mod_in, runs, rope, mask, use_reentrant=False)
-            else:
-                x = block(x, mod_in, runs, rope, mask)
+            x = block(x, mod_in, runs, rope, mask)
             if i == hidden_at:
                 hidden = x
 
