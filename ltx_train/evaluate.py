@@ -1,4 +1,4 @@
-"""`ltx-eval task=vae|audio|physics`: score trained parts on shards, user videos or generated clips.
+"""`ltx-eval task=vae|audio|physics|adherence|lora`: score trained parts on shards, user videos or generated clips.
 
 (The entry point lives here because ``ltx_train/eval/`` is the package of metrics it calls.)
 """
@@ -20,7 +20,7 @@ from ltx_train.hydra_utils import CONF_DIR, build, check_config, register_resolv
 log = logging.getLogger("ltx_train.evaluate")
 register_resolvers()
 silence_library_noise()
-TASKS = ("vae", "audio", "physics", "lora")
+TASKS = ("vae", "audio", "physics", "adherence", "lora")
 
 
 def _need_file(cfg: DictConfig, key: str) -> Path:
@@ -127,6 +127,20 @@ def eval_physics(cfg: DictConfig, out: Path, device) -> dict:
     return run(shards, cfg.generated, cfg.limit, str(out / "report.json"))
 
 
+def eval_adherence(cfg: DictConfig, out: Path, device) -> dict:
+    """Per-layer prompt adherence (ltx_train/eval/adherence.py) of generated clips and/or real shards."""
+    from ltx_train.data.shardlist import resolve_shards
+    from ltx_train.eval.adherence import run
+
+    if not cfg.generated and not cfg.shards:
+        raise ConfigError("task=adherence needs generated=<folder of mp4 + txt> and/or shards=<annotated shards>")
+    if cfg.generated and not Path(cfg.generated).is_dir():
+        raise ConfigError(f"generated: no such folder {cfg.generated}")
+    shards = resolve_shards(OmegaConf.to_object(cfg.shards) if OmegaConf.is_config(cfg.shards) else cfg.shards,
+                            "val") if cfg.shards else None
+    return run(shards, cfg.generated, cfg.limit, str(out / "report.json"))
+
+
 def eval_lora(cfg: DictConfig, out: Path, device) -> dict:
     from ltx_train.eval.lora_effect import default_prompts, weight_sweep
     from ltx_train.lora import parse_lora_spec
@@ -150,7 +164,8 @@ def evaluate(cfg: DictConfig) -> dict:
         raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {cfg.task!r}")
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = {"vae": eval_vae, "audio": eval_audio, "physics": eval_physics, "lora": eval_lora}[cfg.task](
+    report = {"vae": eval_vae, "audio": eval_audio, "physics": eval_physics, "adherence": eval_adherence,
+              "lora": eval_lora}[cfg.task](
         cfg, out, resolve_device(cfg.device))
     print(f"[ltx-eval] task={cfg.task} report: {out / 'report.json'}")
     print(json.dumps(_summary(cfg.task, report), indent=2, default=str))
@@ -162,7 +177,7 @@ def _summary(task: str, report: dict) -> dict:
         return {"num_clips": report.get("num_clips"), **report.get("rows", {})}
     if task == "lora":
         return {w: {k: v for k, v in r.items() if k.startswith("mean_")} for w, r in report["weights"].items()}
-    if task == "physics":
+    if task in ("physics", "adherence"):
         return {k: v.get("summary") for k, v in report.items() if isinstance(v, dict)}
     return {k: report[k] for k in ("psnr", "ssim", "num_clips", "seconds") if k in report}
 
