@@ -114,31 +114,30 @@ def eval_audio(cfg: DictConfig, out: Path, device) -> dict:
                           max_wavs=cfg.max_save, audio_vae=audio_vae)
 
 
-def eval_physics(cfg: DictConfig, out: Path, device) -> dict:
+def _score_clips(cfg: DictConfig, out: Path, run) -> dict:
+    """``run(shards, generated, limit, report_path)`` of a clip metric on generated clips and/or real
+    annotated shards (the ceiling)."""
     from ltx_train.data.shardlist import resolve_shards
-    from ltx_train.eval.physics_eval import run
 
     if not cfg.generated and not cfg.shards:
-        raise ConfigError("task=physics needs generated=<folder of mp4 + txt> and/or shards=<annotated shards>")
+        raise ConfigError(f"task={cfg.task} needs generated=<folder of mp4 + txt> and/or shards=<annotated shards>")
     if cfg.generated and not Path(cfg.generated).is_dir():
         raise ConfigError(f"generated: no such folder {cfg.generated}")
     shards = resolve_shards(OmegaConf.to_object(cfg.shards) if OmegaConf.is_config(cfg.shards) else cfg.shards,
                             "val") if cfg.shards else None
     return run(shards, cfg.generated, cfg.limit, str(out / "report.json"))
+
+
+def eval_physics(cfg: DictConfig, out: Path, device) -> dict:
+    """Gravity angle, bounces and A/V sync (ltx_train/eval/physics_eval.py)."""
+    from ltx_train.eval.physics_eval import run
+    return _score_clips(cfg, out, run)
 
 
 def eval_adherence(cfg: DictConfig, out: Path, device) -> dict:
-    """Per-layer prompt adherence (ltx_train/eval/adherence.py) of generated clips and/or real shards."""
-    from ltx_train.data.shardlist import resolve_shards
+    """Per-layer prompt adherence (ltx_train/eval/adherence.py)."""
     from ltx_train.eval.adherence import run
-
-    if not cfg.generated and not cfg.shards:
-        raise ConfigError("task=adherence needs generated=<folder of mp4 + txt> and/or shards=<annotated shards>")
-    if cfg.generated and not Path(cfg.generated).is_dir():
-        raise ConfigError(f"generated: no such folder {cfg.generated}")
-    shards = resolve_shards(OmegaConf.to_object(cfg.shards) if OmegaConf.is_config(cfg.shards) else cfg.shards,
-                            "val") if cfg.shards else None
-    return run(shards, cfg.generated, cfg.limit, str(out / "report.json"))
+    return _score_clips(cfg, out, run)
 
 
 def eval_lora(cfg: DictConfig, out: Path, device) -> dict:
