@@ -188,19 +188,6 @@ class DeepSpeedStrategy(_lightning_deepspeed()):
         import logging
         logging.getLogger("DeepSpeed").setLevel(logging.WARNING)   # its config dump and per-step INFO lines
 
-    def _setup_model_and_optimizer(self, model, optimizer, lr_scheduler=None):
-        # an empty param group (LoRA: no vectors to leave undecayed) cannot be flattened into a partition;
-        # the scheduler's per-group lists (base LRs, lambdas) lose the same entries
-        if optimizer is not None and any(not g["params"] for g in optimizer.param_groups):
-            keep = [i for i, g in enumerate(optimizer.param_groups) if g["params"]]
-            n = len(optimizer.param_groups)
-            optimizer.param_groups = [optimizer.param_groups[i] for i in keep]
-            for sched in [lr_scheduler, *(c.scheduler for c in getattr(self, "lr_scheduler_configs", []))]:
-                for name, value in list(vars(sched).items()) if sched is not None else []:
-                    if isinstance(value, list) and len(value) == n:
-                        setattr(sched, name, [value[i] for i in keep])
-        return super()._setup_model_and_optimizer(model, optimizer, lr_scheduler)
-
     def _format_config(self) -> None:
         precision = self.precision_plugin.precision
         if self.autocast is not None and precision != "32-true":

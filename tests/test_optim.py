@@ -127,3 +127,26 @@ def test_compiling_every_part_captures_whole_graphs_and_keeps_the_losses(tiny_ba
         torch.testing.assert_close(results[1][0][k], results[0][0][k])
     torch.testing.assert_close(results[1][1], results[0][1])
     assert results[0][2] == results[1][2]   # in-place compilation: the checkpoint keys do not change
+
+
+def test_empty_param_groups_are_left_out_and_old_checkpoints_lose_theirs():
+    """A LoRA adapter has matrices only: its undecayed group would be empty (DeepSpeed cannot partition
+    one). Such a group is not built, and a checkpoint that has one drops it with its schedule entries."""
+    from ltx_train.modules.optim import drop_empty_groups, param_groups, warmup_cosine
+    lin = torch.nn.Linear(4, 4, bias=False)
+    groups = param_groups(lin, 0.1)
+    assert [len(g["params"]) for g in groups] == [1]
+    old = torch.optim.AdamW([{"params": list(lin.parameters()), "weight_decay": 0.1},
+                             {"params": [], "weight_decay": 0.0}], lr=1e-3)
+    sched = warmup_cosine(old, 2, 10)
+    lin(torch.randn(2, 4)).sum().backward()
+    old.step()
+    sched.step()
+    ckpt = {"optimizer_states": [old.state_dict()], "lr_schedulers": [sched.state_dict()]}
+    drop_empty_groups(ckpt)
+    new = build_optimizer(lin, lr=1e-3, weight_decay=0.1)
+    new.load_state_dict(ckpt["optimizer_states"][0])      # would raise on a group-count mismatch
+    new_sched = warmup_cosine(new, 2, 10)
+    new_sched.load_state_dict(ckpt["lr_schedulers"][0])
+    new_sched.step()
+    assert len(new.param_groups) == 1 and torch.equal(new.state[lin.weight]["exp_avg"], old.state[lin.weight]["exp_avg"])

@@ -98,6 +98,8 @@ class LoRAModule(DiTModule):
             raise ConfigError(f"ckpt_path: this LoRA checkpoint was trained on base={rec['base']}, but this run "
                               f"has base={self.base}; the adapter only fits its own base: resume with "
                               f"base={rec['base']}")
+        from ltx_train.modules.optim import drop_empty_groups
+        drop_empty_groups(checkpoint)
         if "state_dict" not in checkpoint:   # DeepSpeed restores the module from its own shards
             return
         expected = {k for k in self.state_dict() if self._trained_key(k)}

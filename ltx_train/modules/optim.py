@@ -12,12 +12,32 @@ from torch import nn
 
 def param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
     """Decay matrices and conv kernels only; norms' gains, biases and embeddings-as-vectors
-    (anything with < 2 dims) are not decayed, since shrinking them only fights the norm."""
+    (anything with < 2 dims) are not decayed, since shrinking them only fights the norm. A group with
+    no parameter is left out (a LoRA adapter has matrices only): DeepSpeed cannot partition an empty
+    group, and every strategy should see the same groups."""
     decay, no_decay = [], []
     for p in module.parameters():
         if p.requires_grad:
             (decay if p.ndim >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def drop_empty_groups(checkpoint: dict) -> None:
+    """A checkpoint written before ``param_groups`` left empty groups out (LoRA runs: an empty
+    undecayed group): its optimiser and LR-schedule states lose those groups' entries in place, so it
+    resumes into the optimiser built now."""
+    for i, opt in enumerate(checkpoint.get("optimizer_states") or []):
+        groups = opt.get("param_groups") or []
+        keep = [j for j, g in enumerate(groups) if g.get("params")]
+        if len(keep) == len(groups):
+            continue
+        opt["param_groups"] = [groups[j] for j in keep]
+        scheds = checkpoint.get("lr_schedulers") or []
+        if i < len(scheds):
+            for k, v in list(scheds[i].items()):
+                if isinstance(v, list) and len(v) == len(groups):
+                    scheds[i][k] = [v[j] for j in keep]
 
 
 def build_optimizer(params: nn.Module | Iterable, lr: float, weight_decay: float = 0.0,
