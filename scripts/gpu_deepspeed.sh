@@ -28,6 +28,7 @@ probe() {   # probe NAME TRAINER BATCH STEPS [OVERRIDES...]
   stage "$name" $PY -m ltx_train.train experiment=dit_small_latents trainer=$tr trainer.devices=1 $QUIET \
     data.path="$W/latents" data.batch_size=$bs data.num_workers=4 trainer.max_steps=$steps model.total_steps=$steps \
     model.compile=false trainer.val_check_interval=$steps hydra.run.dir="$W/$name" logger=csv "$@"
+  rm -rf "$W/$name/checkpoints"   # ltx2b's are 30-40 GB each: the device's 64 GiB disk holds one (session 7)
 }
 
 run_all() {
