@@ -28,7 +28,11 @@ def _torchao():
     # torchao logs a warning for each of its CUDA kernel libraries it cannot load on this machine, at
     # import; the int8 weight-only path does not use them
     logging.getLogger("torchao").setLevel(logging.ERROR)
-    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+    try:
+        from torchao.quantization import Int8WeightOnlyConfig, quantize_
+    except ImportError as e:
+        raise QuantizeError(f"quantize=int8 needs torchao, which cannot be imported here ({e}): "
+                            "pip install torchao") from e
     return Int8WeightOnlyConfig, quantize_
 
 

@@ -283,3 +283,13 @@ def test_a_device_map_places_each_part_and_bad_placements_are_refused(pipe, tmp_
     with pytest.raises(ConfigError, match="at most one of offload=true"):
         ltx_generate(compose_cfg("generate", tmp_path / "both", *args, "offload=true", "device_map={model: cpu}",
                                  f"out_dir={tmp_path}/both"))
+
+
+def test_int8_without_torchao_is_a_clear_error(pipe, monkeypatch):
+    import sys
+
+    from ltx_train.quantize import QuantizeError, quantize_model
+    monkeypatch.setitem(sys.modules, "torchao", None)              # as if torchao were not installed
+    monkeypatch.setitem(sys.modules, "torchao.quantization", None)
+    with pytest.raises(QuantizeError, match="needs torchao.*pip install torchao"):
+        quantize_model(tiny_model(), "int8")
