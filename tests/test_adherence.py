@@ -13,8 +13,9 @@ from ltx_train.config import ConfigError
 from ltx_train.data.captions import caption
 from ltx_train.data.synth import SynthConfig, annotate, render_clip
 from ltx_train.data.synth_world import CAMERA_MOTIONS, GRAVITY_NAMES, evaluate as kinematics, sample_scene
-from ltx_train.eval.adherence import (LAYERS, AdherenceConfig, aggregate, claims_from_annotations, claims_from_text,
-                                      estimate_camera, judge, measure_clip, parse_caption, run)
+from ltx_train.eval.adherence import (LAYERS, AdherenceConfig, CameraEstimate, aggregate, background_model,
+                                      claims_from_annotations, claims_from_text, drop_wall_blobs, estimate_camera,
+                                      judge, measure_clip, parse_caption, run, wall_pixels)
 from ltx_train.evaluate import evaluate
 from ltx_train.hydra_utils import CONF_DIR, register_resolvers
 from ltx_train.media import write_mp4
@@ -123,6 +124,42 @@ def test_camera_registration_recovers_a_known_pan_and_zoom():
     assert abs(cam.shift[-1, 0] - pan * (T - 1)) < 0.3 and abs(cam.shift[-1, 1]) < 0.3
     assert cam.motion(AdherenceConfig()) == "zoom_in"
 
+
+def test_background_model_flags_tinted_wall_speckle_but_not_objects():
+    """A dark violet wall panning right under the camera, with a wall-tinted bluish speckle fixed
+    to the wall, a red ball flying across and a green box resting on the wall's floor all clip long:
+    the modelled wall is the wall where the ball passes, the speckle is wall, the ball and the
+    resting box (which the median takes for wall) are not, and only the speckle's blob is dropped."""
+    rng = np.random.default_rng(1)
+    from scipy import ndimage
+    T, H, W, pan = 20, 48, 48, 0.5
+    wall = np.array([30.0, 28.0, 40.0]) * (1 + 0.15 * ndimage.gaussian_filter(rng.standard_normal((H, W + 24)), 2.0)
+                                           )[..., None]
+    wall[20:23, 30:33] = (40, 36, 72)            # speckle, in wall coordinates
+    wall[38:44, 8:14] = (30, 200, 40)            # resting box
+    yy, xx = np.mgrid[0:H, 0:W] + 0.5
+    frames, balls = [], []
+    for t in range(T):
+        # frame t shows the wall point x0 at x0 + pan t (the scene moves right)
+        f = np.stack([ndimage.map_coordinates(wall[..., c], [yy - 0.5, xx - pan * t - 0.5 + 12], order=1)
+                      for c in range(3)], -1)
+        ball = (xx - (4 + 2 * t)) ** 2 + (yy - 10) ** 2 < 3.5 ** 2
+        f[ball] = (220, 30, 30)
+        frames.append(f), balls.append(ball)
+    frames = np.clip(np.stack(frames), 0, 255).round().astype(np.uint8)
+    cam = CameraEstimate(np.ones(T), np.stack([pan * np.arange(T), np.zeros(T)], -1), H, W)
+    bg = background_model(frames, cam)
+    t = 10
+    assert np.abs(bg[t][balls[t]] - wall[9:12, 12:24].mean(axis=(0, 1))).max() < 12   # wall behind the ball
+    cfg = AdherenceConfig()
+    flagged = wall_pixels(frames, bg, cfg.background_rgb, cfg.background_chroma)[t]
+    speckle = np.zeros((H, W), bool)
+    speckle[21, 31 - 12 + int(round(pan * t))] = True
+    box = (np.abs(frames[t].astype(int) - (30, 200, 40)).max(-1) < 10)
+    assert flagged[speckle].all() and not flagged[balls[t]].any() and not flagged[box].any()
+    blob = ndimage.binary_dilation(speckle)
+    kept = drop_wall_blobs(blob | balls[t] | box, flagged, cfg.wall_blob_share)
+    assert not kept[blob].any() and kept[balls[t]].all() and kept[box].all()
 
 def test_mismatched_captions_score_lower(rendered):
     """The metric is not trivially 1: the same clips judged against a wrong camera sentence, or
