@@ -49,7 +49,6 @@ wrong. Frames are (T, H, W, 3) uint8, positions in pixels or fractions of the fr
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import warnings
@@ -63,13 +62,13 @@ from scipy import ndimage
 from ltx_train.data.captions import CAMERA_WORDS, GRAVITY_WORDS, MAX_TIMED_CONTACTS, SURFACE_WORDS
 from ltx_train.data.synth_palette import PALETTES
 from ltx_train.data.synth_world import BACKGROUNDS, MATERIALS, PALETTE, SHAPES
-from ltx_train.eval.look import _objects as saturated_pixels
+from ltx_train.eval.look import object_pixels as saturated_pixels
 from ltx_train.eval.look import background_colour
 from ltx_train.eval.physics import (TrackConfig, angle_deg, chromaticity, colour_mask, combine_accelerations,
                                     fit_motion, hue_tolerances, largest_blob, soft_centroid, touches_border,
                                     track_objects)
-from ltx_train.eval.physics_eval import (ANGLE_TOLERANCE_DEG, MIN_FIT_FRAMES, NOISE_FLOOR_PX, _jsonable,
-                                         read_shard_samples, write_report)
+from ltx_train.eval.physics_eval import (ANGLE_TOLERANCE_DEG, MIN_FIT_FRAMES, NOISE_FLOOR_PX, clip_metric_main,
+                                         read_shard_samples, score_sources)
 from ltx_train.media import MediaError, probe, read_video
 
 LAYERS = ("subject", "action", "environment", "lighting", "camera", "timing")
@@ -1020,25 +1019,12 @@ def generated_clips(folder: str | Path, limit: int | None = None) -> Iterator[Ad
 def run(shards: list[str] | None = None, generated: str | None = None, limit: int | None = None,
         out: str | None = None, cfg: AdherenceConfig = AdherenceConfig()) -> dict:
     """Score real shards (the ceiling) and/or a folder of generated clips; optional JSON report."""
-    report = {}
-    if shards:
-        report["real"] = evaluate_clips(shard_clips(shards, limit), cfg)
-    if generated:
-        report["generated"] = evaluate_clips(generated_clips(generated, limit), cfg)
-    if out:
-        write_report(report, out)
-    return report
+    return score_sources(lambda clips: evaluate_clips(clips, cfg), shard_clips, generated_clips,
+                         shards, generated, limit, out)
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--shards", nargs="*", default=None, help="annotated WebDataset tars (the ceiling)")
-    p.add_argument("--generated", default=None, help="folder of generated .mp4 with .txt prompts")
-    p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--out", default=None, help="JSON report path")
-    a = p.parse_args(argv)
-    report = run(a.shards, a.generated, a.limit, a.out)
-    print(json.dumps(_jsonable({k: v["summary"] for k, v in report.items()}), indent=1))
+    clip_metric_main(run, __doc__, argv)
 
 
 if __name__ == "__main__":

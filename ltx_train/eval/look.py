@@ -50,7 +50,7 @@ def _grey(frame: np.ndarray) -> np.ndarray:
     return frame.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
 
 
-def _objects(frame: np.ndarray) -> np.ndarray:
+def object_pixels(frame: np.ndarray) -> np.ndarray:
     """(H, W) bool: saturated pixels (objects), grown by 2 px to cover their anti-aliased rims."""
     x = frame.astype(np.float64)
     top = x.max(-1)
@@ -86,7 +86,7 @@ def frame_shift(a: np.ndarray, b: np.ndarray, max_shift: float = 0.05, whiten: f
     """
     h, w = a.shape[:2]
     window = np.outer(np.hanning(h), np.hanning(w))
-    wall = ~(_objects(a) | _objects(b))
+    wall = ~(object_pixels(a) | object_pixels(b))
 
     def spectrum(frame):
         g = _grey(frame)

@@ -258,21 +258,30 @@ def write_report(report: dict, path: str | Path) -> None:
     Path(path).write_text(json.dumps(_jsonable(report), indent=1, allow_nan=False))
 
 
-def run(shards: list[str] | None = None, generated: str | None = None, limit: int | None = None,
-        out: str | None = None) -> dict:
-    """Evaluate real shards (ceiling) and/or a folder of generated clips; optional JSON report."""
+def score_sources(evaluate, shard_clips, generated_clips, shards: list[str] | None, generated: str | None,
+                  limit: int | None, out: str | None) -> dict:
+    """``{"real": ..., "generated": ...}``: ``evaluate`` of the clips of annotated shards (the ceiling)
+    and/or of a folder of generated clips, read by the metric's own readers; optional JSON report. Shared
+    by the clip metrics (physics here, ``adherence``)."""
     report = {}
     if shards:
-        report["real"] = evaluate_clips(shard_clips(shards, limit))
+        report["real"] = evaluate(shard_clips(shards, limit))
     if generated:
-        report["generated"] = evaluate_clips(generated_clips(generated, limit))
+        report["generated"] = evaluate(generated_clips(generated, limit))
     if out:
         write_report(report, out)
     return report
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def run(shards: list[str] | None = None, generated: str | None = None, limit: int | None = None,
+        out: str | None = None) -> dict:
+    """Evaluate real shards (ceiling) and/or a folder of generated clips; optional JSON report."""
+    return score_sources(evaluate_clips, shard_clips, generated_clips, shards, generated, limit, out)
+
+
+def clip_metric_main(run, doc: str, argv: list[str] | None = None) -> None:
+    """The command line of a clip metric: ``--shards``, ``--generated``, ``--limit``, ``--out``."""
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
     p.add_argument("--shards", nargs="*", default=None, help="annotated WebDataset tars (the ceiling)")
     p.add_argument("--generated", default=None, help="folder of generated .mp4 with .txt prompts")
     p.add_argument("--limit", type=int, default=None)
@@ -280,6 +289,10 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     report = run(a.shards, a.generated, a.limit, a.out)
     print(json.dumps(_jsonable({k: v["summary"] for k, v in report.items()}), indent=1))
+
+
+def main(argv: list[str] | None = None) -> None:
+    clip_metric_main(run, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ _PREFIX = "_forward_module."          # Lightning's wrapper of the LightningModu
 
 
 class ZeroCheckpointError(ValueError):
-    pass
+    """A directory that is not a readable ZeRO checkpoint (named in the message), or DeepSpeed missing."""
 
 
 def is_zero_checkpoint(path: str | Path) -> bool:
