@@ -5,10 +5,13 @@ the INT8 pipeline: its model weight bytes, speed, and PSNR of its clips against 
     python bench/bench_generate.py --pretrained assets/pretrained/ltx-mini-synth --prompts 8 --batch 8
     python bench/bench_generate.py --pretrained <dir> --device cuda --dtype bf16 --prompts 32 --batch 8 16
     python bench/bench_generate.py --quantize int8 --batch 8
+    python bench/bench_generate.py --pretrained <dir> --device cuda --dtype bf16 --batch --offload
 
 Prompts are synthetic-world style captions (colours and shapes varied). Each run generates every prompt once
 after one warm-up call; the figures are wall-clock, text encoding, sampling, VAE decoding and the
-vocoder included. Prints one JSON line per batch size.
+vocoder included. Prints one JSON line per batch size (on a GPU with the peak allocated memory of that
+run); ``--offload`` also times ``pipe.enable_model_cpu_offload`` (every component in host memory, moved
+to the GPU only while it runs) against everything on the GPU.
 """
 from __future__ import annotations
 
@@ -42,40 +45,48 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
     p.add_argument("--prompts", type=int, default=8)
-    p.add_argument("--batch", type=int, nargs="+", default=[8], help="batch sizes to time besides 1")
+    p.add_argument("--batch", type=int, nargs="*", default=[8], help="batch sizes to time besides 1")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--seconds", type=float, default=1.0)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--quantize", default=None, choices=["int8"], help="also time the quantized pipeline")
+    p.add_argument("--offload", action="store_true", help="also time model CPU offload (a GPU device)")
     args = p.parse_args(argv)
     device = torch.device(args.device)
     prompts = prompts_of(args.prompts)
     kw = dict(seconds=args.seconds, height=args.size, width=args.size, steps=args.steps, seed=0)
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    from ltx_train.quantize import weight_bytes
     reference = None
-    for quantize in [None] + ([args.quantize] if args.quantize else []):
-        pipe = LTXVideoPipeline.from_pretrained(args.pretrained, device=device, dtype=DTYPES[args.dtype],
-                                                quantize=quantize)
-        from ltx_train.quantize import weight_bytes
-        clips = run(pipe, prompts, kw, args, name, quantize, weight_bytes(pipe.model))
+    variants = [(None, False)] + ([(args.quantize, False)] if args.quantize else [])
+    variants += [(None, True)] if args.offload else []
+    for quantize, offload in variants:
+        pipe = LTXVideoPipeline.from_pretrained(args.pretrained, device="cpu" if offload else device,
+                                                dtype=DTYPES[args.dtype], quantize=quantize)
+        if offload:
+            pipe.enable_model_cpu_offload(device)
+        clips = run(pipe, prompts, kw, args, name, quantize, weight_bytes(pipe.model), offload, device)
         if reference is None:
             reference = clips
         else:
             import numpy as np
             mse = np.mean([((a.frames.astype(np.float64) - b.frames.astype(np.float64)) ** 2).mean()
                            for a, b in zip(reference, clips)])
-            print(json.dumps({"bench": "generate/psnr", "quantize": quantize, "vs": args.dtype,
+            print(json.dumps({"bench": "generate/psnr", "quantize": quantize, "offload": offload, "vs": args.dtype,
                               "psnr_db": round(float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12))), 2)}))
+        del pipe, clips
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     return 0
 
 
-def run(pipe, prompts, kw, args, name, quantize, model_bytes) -> list:
-    device = pipe.device
+def run(pipe, prompts, kw, args, name, quantize, model_bytes, offload, device) -> list:
     pipe(prompts[:1], **kw)                                       # warm-up: first-call allocations, caches
     base, clips = None, None
     for bs in [1, *args.batch]:
         if device.type == "cuda":
             torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         clips = pipe(prompts, batch_size=bs, **kw)
         if device.type == "cuda":
@@ -85,7 +96,10 @@ def run(pipe, prompts, kw, args, name, quantize, model_bytes) -> list:
         r = {"bench": "generate", "batch": bs, "prompts": len(prompts), "seconds": round(took, 3),
              "clips_per_s": round(len(clips) / took, 4), "frames_per_s": round(frames / took, 2),
              "size": args.size, "clip_seconds": args.seconds, "steps": args.steps, "dtype": args.dtype,
-             "quantize": quantize, "model_mib": round(model_bytes / 2**20, 2), "device": name}
+             "quantize": quantize, "offload": offload, "model_mib": round(model_bytes / 2**20, 2),
+             "seconds_per_clip": round(took / len(clips), 4), "device": name}
+        if device.type == "cuda":
+            r["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
         base = base or r["clips_per_s"]
         r["vs_batch_1"] = round(r["clips_per_s"] / base, 2)
         print(json.dumps(r))

@@ -1,4 +1,4 @@
-"""`ltx-eval task=vae|audio|physics|adherence|lora`: score trained parts on shards, user videos or generated clips.
+"""`ltx-eval task=vae|audio|physics|adherence|i2v|lora`: score trained parts on shards, user videos or generated clips.
 
 (The entry point lives here because ``ltx_train/eval/`` is the package of metrics it calls.)
 """
@@ -20,7 +20,7 @@ from ltx_train.hydra_utils import CONF_DIR, build, check_config, register_resolv
 log = logging.getLogger("ltx_train.evaluate")
 register_resolvers()
 silence_library_noise()
-TASKS = ("vae", "audio", "physics", "adherence", "lora")
+TASKS = ("vae", "audio", "physics", "adherence", "i2v", "lora")
 
 
 def _need_file(cfg: DictConfig, key: str) -> Path:
@@ -140,6 +140,17 @@ def eval_adherence(cfg: DictConfig, out: Path, device) -> dict:
     return _score_clips(cfg, out, run)
 
 
+def eval_i2v(cfg: DictConfig, out: Path, device) -> dict:
+    """First-frame fidelity and per-frame drift of ``ltx-generate from_shards=...`` clips against their
+    source clips, plus the physics report (ltx_train/eval/i2v.py)."""
+    from ltx_train.eval.i2v import run
+    if not cfg.generated or not cfg.shards:
+        raise ConfigError("task=i2v needs generated=<out_dir of ltx-generate from_shards=...> and "
+                          "shards=<the shards it continued>")
+    return _score_clips(cfg, out, lambda shards, generated, limit, path: run(shards, generated, limit, path,
+                                                                                plot=bool(cfg.plot)))
+
+
 def eval_lora(cfg: DictConfig, out: Path, device) -> dict:
     from ltx_train.eval.lora_effect import default_prompts, weight_sweep
     from ltx_train.lora import parse_lora_spec
@@ -164,7 +175,7 @@ def evaluate(cfg: DictConfig) -> dict:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = {"vae": eval_vae, "audio": eval_audio, "physics": eval_physics, "adherence": eval_adherence,
-              "lora": eval_lora}[cfg.task](
+              "i2v": eval_i2v, "lora": eval_lora}[cfg.task](
         cfg, out, resolve_device(cfg.device))
     print(f"[ltx-eval] task={cfg.task} report: {out / 'report.json'}")
     print(json.dumps(_summary(cfg.task, report), indent=2, default=str))
@@ -176,6 +187,8 @@ def _summary(task: str, report: dict) -> dict:
         return {"num_clips": report.get("num_clips"), **report.get("rows", {})}
     if task == "lora":
         return {w: {k: v for k, v in r.items() if k.startswith("mean_")} for w, r in report["weights"].items()}
+    if task == "i2v":
+        return report["summary"]
     if task in ("physics", "adherence"):
         return {k: v.get("summary") for k, v in report.items() if isinstance(v, dict)}
     return {k: report[k] for k in ("psnr", "ssim", "num_clips", "seconds") if k in report}

@@ -23,7 +23,9 @@ and each prompt is conditioned on its own clip's first frame, decoded as validat
 
 Output, in ``out_dir``: ``NN_<slug>.mp4`` with the prompt beside it in ``NN_<slug>.txt`` (what
 ``ltx-eval task=physics generated=<out_dir>`` reads), and ``prompts.json``: per clip its file, prompt,
-seed and ``image_to_video``; from shards also the source sample ``key`` and shard ``url``.
+seed and ``image_to_video``; from shards also the source sample ``key`` and shard ``url``, and the
+``num_frames``, ``fps``, ``height`` and ``width`` its source clip was decoded at (``ltx-eval task=i2v``
+decodes the source again with them to compare the continuation with the real one).
 """
 from __future__ import annotations
 
@@ -57,17 +59,23 @@ def slug(text: str, n: int = 40) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:n] or "clip"
 
 
+def held_out_batches(shards, limit: int | None, num_frames: int, fps: float, height: int, width: int):
+    """The validation stream of ``shards`` (its first ``limit`` decodable clips, None: all) at this clip
+    geometry: the decode ``from_shards`` conditions on, shared with ``ltx-eval task=i2v``."""
+    from ltx_train.data.datamodule import VideoDataModule
+
+    dm = VideoDataModule(val_shards=shards, num_frames=num_frames, fps=fps, height=height, width=width,
+                         batch_size=min(limit or 8, 8), val_max_samples=limit, num_workers=0)
+    return dm.val_dataloader()
+
+
 def held_out_clips(shards, limit: int, num_frames: int, fps: float, height: int, width: int) -> dict:
     """The first ``limit`` decodable clips of ``shards`` in shard order, decoded as validation does.
 
     Returns {"key", "url", "caption": lists, "image": (N, 3, height, width) first frames in [-1, 1]}.
     """
-    from ltx_train.data.datamodule import VideoDataModule
-
-    dm = VideoDataModule(val_shards=shards, num_frames=num_frames, fps=fps, height=height, width=width,
-                         batch_size=min(limit, 8), val_max_samples=limit, num_workers=0)
     out = {"key": [], "url": [], "caption": [], "image": []}
-    for batch in dm.val_dataloader():
+    for batch in held_out_batches(shards, limit, num_frames, fps, height, width):
         for name in ("key", "url", "caption"):
             out[name] += list(batch[name])
         out["image"].append(batch["video"][:, :, 0])  # only frame 0 conditions; the rest is the real continuation
@@ -196,8 +204,9 @@ def generate(cfg: DictConfig) -> list[Path]:
                           f"spatial compression")
     sources = None
     if shards is not None:
-        sources = held_out_clips(shards, cfg.limit, pipe.num_frames(cfg.seconds, cfg.fps), float(cfg.fps),
-                                 cfg.height, cfg.width)
+        geometry = dict(num_frames=pipe.num_frames(cfg.seconds, cfg.fps), fps=float(cfg.fps), height=cfg.height,
+                        width=cfg.width)   # of the source clips: recorded for ltx-eval task=i2v
+        sources = held_out_clips(shards, cfg.limit, **geometry)
         prompts, image = sources["caption"], sources["image"]
         log.info("image-to-video from %d held-out clips of %s", len(prompts), shards)
     else:
@@ -226,7 +235,7 @@ def generate(cfg: DictConfig) -> list[Path]:
         paths.append(p)
         record = {"file": p.name, "prompt": clip.prompt, "seed": cfg.seed, "image_to_video": image is not None}
         if sources is not None:
-            record.update(key=sources["key"][i], url=sources["url"][i])
+            record.update(key=sources["key"][i], url=sources["url"][i], **geometry)
         elif cfg.image:
             record["image"] = str(cfg.image)
         records.append(record)

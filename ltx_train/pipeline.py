@@ -407,8 +407,8 @@ class LTXVideoPipeline(LoraLoaderMixin):
                 v = v.masked_fill(cond_mask[:, None, :, None, None], 0.0)
             return {"video": v, "audio": out["audio"].float()}
 
-        text, text_mask = m.encode_text(hidden, mask)
-        utext, utext_mask = m.encode_text(uhidden, umask)
+        text, text_mask = m.encode_text(hidden.to(dtype), mask)       # the encoder's states are float32
+        utext, utext_mask = m.encode_text(uhidden.to(dtype), umask)
         fn = cfg_model_fn(denoise, {"text": text.to(dtype), "text_mask": text_mask},
                           {"text": utext.to(dtype), "text_mask": utext_mask}, guidance_scale)
         return SAMPLERS[sampler](fn, x, get_sigmas(steps, m.num_tokens(x["video"], x["audio"]), device=dev))

@@ -18,11 +18,22 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from ltx_train.media import write_mp4
 from ltx_train.eval.video_io import frame_grid, side_by_side, to_uint8_frames, write_png
 from ltx_train.models.vae import TileConfig, VideoVAE, crop_to_valid
+
+
+def psnr_values(pred: torch.Tensor, target: torch.Tensor, dim: tuple[int, ...] = (1, 2, 3)) -> torch.Tensor:
+    """PSNR (dB) of [0, 1] pixels, one value per item of dim 0 (the MSE over ``dim``: (1, 2, 3) is per
+    image of (N, C, H, W), (1, 2, 3, 4) per clip of (N, C, T, H, W)); inf for identical items."""
+    return peak_signal_noise_ratio(pred, target, data_range=1.0, dim=dim, reduction="none")
+
+
+def ssim_values(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """SSIM of [0, 1] images (N, C, H, W), one value per image (torchmetrics' 11x11 Gaussian window)."""
+    return structural_similarity_index_measure(pred, target, data_range=1.0, reduction="none")
 
 
 class NoClipsError(ValueError):
@@ -44,8 +55,6 @@ def evaluate_reconstruction(model: VideoVAE, batches: Iterable, out_dir: str | P
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3, 4), reduction="none").to(device)
-    ssim = StructuralSimilarityIndexMeasure(data_range=1.0, reduction="none").to(device)
     per_clip, saved = [], []
     start = time.perf_counter()
     for batch in batches:
@@ -53,9 +62,9 @@ def evaluate_reconstruction(model: VideoVAE, batches: Iterable, out_dir: str | P
         x = crop_to_valid(video, model.spatial_compression, model.temporal_compression).to(device).float()
         recon = model.decode(model.encode(x, tile=tile).mode(), tile=tile).float().clamp(-1, 1)
         x01, r01 = (x + 1) / 2, (recon + 1) / 2
-        clip_psnr = psnr(r01, x01).reshape(-1)
+        clip_psnr = psnr_values(r01, x01, dim=(1, 2, 3, 4)).reshape(-1)
         b, _, t = x.shape[:3]
-        frame_ssim = ssim(r01.transpose(1, 2).flatten(0, 1), x01.transpose(1, 2).flatten(0, 1)).reshape(b, t)
+        frame_ssim = ssim_values(r01.transpose(1, 2).flatten(0, 1), x01.transpose(1, 2).flatten(0, 1)).reshape(b, t)
         keys = batch.get("key") if isinstance(batch, Mapping) else None
         fpss = batch.get("fps") if isinstance(batch, Mapping) else None
         for i in range(b):
