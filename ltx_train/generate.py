@@ -220,7 +220,8 @@ def generate(cfg: DictConfig) -> list[Path]:
     start = time.perf_counter()
     clips = pipe(prompts, seconds=cfg.seconds, fps=cfg.fps, height=cfg.height, width=cfg.width,
                  steps=cfg.steps, guidance_scale=cfg.guidance_scale, sampler=cfg.sampler, seed=cfg.seed,
-                 image=image, tile=tile, batch_size=cfg.get("batch_size"), progress=True)
+                 image_guidance_scale=cfg.get("image_guidance_scale", 1.0), image=image, tile=tile,
+                 batch_size=cfg.get("batch_size"), progress=True)
     took = time.perf_counter() - start
     frames = sum(c.frames.shape[0] for c in clips)
     print(f"[ltx-generate] {len(clips)} clips in {took:.1f} s: {len(clips) / took:.3f} clips/s, "

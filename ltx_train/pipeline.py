@@ -13,7 +13,10 @@ Components: ``vae`` (VideoVAE), ``audio_vae`` (AudioVAE), ``vocoder`` (HiFiGAN; 
 MiniLM) or copied into ``text_encoder/`` (``save_pretrained(..., copy_text_encoder=True)``).
 
 Sampling: flow-matching Euler (or Heun) from pure noise at t = 1 to data at t = 0 over the
-sequence-length-shifted schedule, with classifier-free guidance against the empty caption.
+sequence-length-shifted schedule, with classifier-free guidance against the empty caption. A model
+with an image encoder also reads the first frame's spatial features (image-to-video) and, with
+``image_guidance_scale`` != 1, is guided on them too (one more model call per step):
+``v = v(text, img) + (g - 1) (v(text, img) - v("", img)) + (g_img - 1) (v(text, img) - v(text, no img))``.
 Video latents are decoded by the VAE (tiled when asked), audio latents by the audio VAE to a log-mel
 and by the vocoder to a waveform.
 """
@@ -32,7 +35,7 @@ import torch.nn as nn
 
 from ltx_train.audio.mel import LogMel, MelConfig
 from ltx_train.diffusion.flow import get_sigmas
-from ltx_train.diffusion.samplers import cfg_model_fn, sample_euler, sample_heun
+from ltx_train.diffusion.samplers import guided_model_fn, sample_euler, sample_heun
 from ltx_train.eval.video_io import to_uint8_frames
 from ltx_train.lora import LoraLoaderMixin
 from ltx_train.models.audio.griffin_lim import griffin_lim
@@ -284,12 +287,34 @@ class LTXVideoPipeline(LoraLoaderMixin):
             cache.put(key, t)
         return t["latent"].to(self.device)
 
+    def image_features(self, img: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]] | None:
+        """(N, 3, H, W) first frames -> the model's image tokens and grid (None: the model has no image
+        encoder), through the encoding cache if enabled (keyed by the image encoder's weights)."""
+        m = self.model
+        if m.image_encoder is None:
+            return None
+        cache = self.encoding_cache
+        grid = m.image_grid(img.shape[-2], img.shape[-1])
+
+        def encode():
+            with self._running("model") as dev:
+                return m.image_tokens(img.to(dev))[0]
+        if cache is None:
+            return encode().to(self.device), grid
+        from ltx_train.encode_cache import module_hash, tensor_digest
+        key = cache.key("image_features", module_hash(m.image_encoder), tensor_digest(img.float()))
+        t = cache.get(key)
+        if t is None:
+            t = {"tokens": encode()}
+            cache.put(key, t)
+        return t["tokens"].to(self.device), grid
+
     def text_tokens(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
         hidden, mask = self.text_states(list(prompts))
         return self.model.encode_text(hidden.to(self.device), mask.to(self.device))
 
     def check_settings(self, seconds: float, fps: float, height: int, width: int, steps: int,
-                       guidance_scale: float, sampler: str) -> None:
+                       guidance_scale: float, sampler: str, image_guidance_scale: float = 1.0) -> None:
         """Refuse impossible generation settings before any work, naming the setting."""
         sc = self.vae.spatial_compression
         if sampler not in SAMPLERS:
@@ -303,24 +328,26 @@ class LTXVideoPipeline(LoraLoaderMixin):
             if not isinstance(v, int) or isinstance(v, bool) or v < sc or v % sc:
                 raise ValueError(f"{name} must be a positive multiple of the VAE's {sc}x spatial compression, "
                                  f"got {v!r}")
-        if not isinstance(guidance_scale, (int, float)) or guidance_scale < 0:
-            raise ValueError(f"guidance_scale must be a number >= 0, got {guidance_scale!r}")
+        for name, v in (("guidance_scale", guidance_scale), ("image_guidance_scale", image_guidance_scale)):
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {v!r}")
 
     @torch.no_grad()
     def __call__(self, prompts: str | list[str], seconds: float = 1.0, fps: float = 24.0,
                  height: int = 64, width: int = 64, steps: int = 30, guidance_scale: float = 3.0,
                  sampler: str = "euler", seed: int = 0, image: torch.Tensor | None = None,
                  negative_prompt: str = "", tile=None, batch_size: int | None = None,
-                 progress: bool = False) -> list[GeneratedClip]:
+                 progress: bool = False, image_guidance_scale: float = 1.0) -> list[GeneratedClip]:
         """image: optional first frame in [-1, 1] for image-to-video: (3, H, W) or (1, 3, H, W) for every
         prompt, or (B, 3, H, W) with image[i] the first frame of prompts[i]. The frame's latent is held
-        fixed (t = 0, zero velocity) while the rest of the clip is sampled.
+        fixed (t = 0, zero velocity) while the rest of the clip is sampled; a model with an image encoder
+        also reads the frame's spatial features, and ``image_guidance_scale`` guides on them (1: not).
 
         ``batch_size``: sample at most this many prompts at a time (default: all at once). The noise of
         every prompt is drawn first, as one call draws it, so a clip does not depend on the batch it
         lands in (up to float rounding; Griffin-Lim, used without a vocoder, draws its phase per batch).
         ``progress``: a bar over the batches."""
-        self.check_settings(seconds, fps, height, width, steps, guidance_scale, sampler)
+        self.check_settings(seconds, fps, height, width, steps, guidance_scale, sampler, image_guidance_scale)
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not prompts:
             raise ValueError("no prompts given")
@@ -353,12 +380,13 @@ class LTXVideoPipeline(LoraLoaderMixin):
             part = None if img is None else (img if img.shape[0] == 1 else img[s0:s1])
             clips += self._sample(prompts[s0:s1], {k: v[s0:s1] for k, v in noise.items()}, part, fps=fps,
                                   mel_frames=mel_frames, steps=steps, guidance_scale=guidance_scale, sampler=sampler,
-                                  seed=seed if s0 == 0 else seed + s0, negative_prompt=negative_prompt, tile=tile)
+                                  seed=seed if s0 == 0 else seed + s0, negative_prompt=negative_prompt, tile=tile,
+                                  image_guidance_scale=image_guidance_scale, size=(height, width))
         return clips
 
     def _sample(self, prompts: list[str], noise: dict, img: torch.Tensor | None, *, fps: float, mel_frames: int,
                 steps: int, guidance_scale: float, sampler: str, seed: int, negative_prompt: str,
-                tile) -> list[GeneratedClip]:
+                tile, image_guidance_scale: float = 1.0, size: tuple[int, int] = (64, 64)) -> list[GeneratedClip]:
         """One batch: ``noise`` (the prompts' own draws), denoised, decoded, voiced."""
         m, vae, avae, b = self.model, self.vae, self.audio_vae, len(prompts)
         d = m.cfg.dit
@@ -367,9 +395,13 @@ class LTXVideoPipeline(LoraLoaderMixin):
         text, mask = self.text_states(prompts)
         utext, umask = self.text_states([negative_prompt] * b)
         z0 = None if img is None else self.image_latents(img).expand(b, -1, -1, -1, -1)  # a shared frame: once
+        image = None if img is None else self.image_features(img)
+        if image is not None:
+            image = (image[0].expand(b, -1, -1), image[1])
         with self._running("model"):
             x = self._denoise(prompts, noise, z0, text, mask, utext, umask, fps=fps, steps=steps,
-                              guidance_scale=guidance_scale, sampler=sampler, dtype=dtype)
+                              guidance_scale=guidance_scale, sampler=sampler, dtype=dtype, image=image,
+                              image_guidance_scale=image_guidance_scale, size=size)
             z_v, z_a = m.denormalize(x["video"], x["audio"])
         with self._running("vae") as vdev:
             video = vae.decode(z_v.float().to(vdev), tile=tile)                  # (B, 3, T, H, W)
@@ -386,7 +418,7 @@ class LTXVideoPipeline(LoraLoaderMixin):
                               d.audio_sample_rate) for i, p in enumerate(prompts)]
 
     def _denoise(self, prompts, noise, z0, hidden, mask, uhidden, umask, *, fps, steps, guidance_scale, sampler,
-                 dtype) -> dict:
+                 dtype, image=None, image_guidance_scale: float = 1.0, size: tuple[int, int] = (64, 64)) -> dict:
         m, dev, b = self.model, self.device, len(prompts)
         x = {k: v.to(dev) for k, v in noise.items()}
         tv = x["video"].shape[2]
@@ -400,8 +432,15 @@ class LTXVideoPipeline(LoraLoaderMixin):
 
         fps_t = torch.full((b,), float(fps), device=dev)
 
-        def denoise(x, sigma, text, text_mask):
-            out = m(x["video"].to(dtype), x["audio"].to(dtype), sigma, text, text_mask, cond_mask=cond_mask, fps=fps_t)
+        # image tokens: the frame's features, or the null ones (text-to-video, and image guidance's branch)
+        null = m.image_tokens(None, batch=b, size=size)
+        if null is not None:
+            null = (null[0].to(dev, dtype), null[1])
+        img_tokens = null if image is None else (image[0].to(dev, dtype), image[1])
+
+        def denoise(x, sigma, text, text_mask, image=img_tokens):
+            out = m(x["video"].to(dtype), x["audio"].to(dtype), sigma, text, text_mask, cond_mask=cond_mask, fps=fps_t,
+                    image=image)
             v = out["video"].float()
             if cond_mask is not None:  # the clean first frame must not move
                 v = v.masked_fill(cond_mask[:, None, :, None, None], 0.0)
@@ -409,8 +448,11 @@ class LTXVideoPipeline(LoraLoaderMixin):
 
         text, text_mask = m.encode_text(hidden.to(dtype), mask)       # the encoder's states are float32
         utext, utext_mask = m.encode_text(uhidden.to(dtype), umask)
-        fn = cfg_model_fn(denoise, {"text": text.to(dtype), "text_mask": text_mask},
-                          {"text": utext.to(dtype), "text_mask": utext_mask}, guidance_scale)
+        cond = {"text": text.to(dtype), "text_mask": text_mask}
+        uncond = [({"text": utext.to(dtype), "text_mask": utext_mask}, guidance_scale)]
+        if image is not None and null is not None and image_guidance_scale != 1.0:
+            uncond.append(({**cond, "image": null}, image_guidance_scale))
+        fn = guided_model_fn(denoise, cond, uncond)
         return SAMPLERS[sampler](fn, x, get_sigmas(steps, m.num_tokens(x["video"], x["audio"]), device=dev))
 
     @staticmethod

@@ -19,6 +19,7 @@ A shard file holds, for its N samples (float tensors in ``--dtype``, float16 by 
     audio_params (N, 2*Ca, Ta)          the audio VAE posterior, likewise
     text_hidden  (sum L_i, layers, D)   every hidden state of the encoder (what the connector reads),
     text_offsets (N + 1,) int64         for the L_i real tokens of each caption, packed
+    first_frame  (N, 3, H, W) uint8     each clip's first frame (image tokens of image-to-video training)
     fps audio_mask ann_mask gravity light centers velocities obj_mask contacts   (N, ...) labels
 and, in its metadata, the keys, captions and source URLs as JSON. Clips are decoded centred (the
 validation decode): the cache fixes one crop per clip, as precomputed-latent trainers do.
@@ -225,6 +226,7 @@ def encode_samples(batch: dict, enc: Encoders, batch_size: int, dtype: torch.dty
         lengths += n
     out = {k: torch.cat(v) for k, v in parts.items()}
     out["text_offsets"] = torch.tensor(np.concatenate([[0], np.cumsum(lengths)]), dtype=torch.int64)
+    out["first_frame"] = ((batch["video"][:, :, 0].float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
     for k in LABELS:
         out[k] = batch[k]
     return out
@@ -269,13 +271,13 @@ def build_cache(out: str | Path, splits: dict[str, _Units], enc: Encoders, *, cl
     shapes = encoder_shapes(enc.vae, enc.audio_vae, te.hidden_size, te.num_hidden_states, te.max_length)
     if shapes["n_mels"] != clip["mel"]["n_mels"]:
         raise ConfigError(f"the audio VAE reads {shapes['n_mels']} mel bins, the clips have {clip['mel']['n_mels']}")
-    stamp = hashlib.sha256(json.dumps([record, clip, dtype], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    stamp = hashlib.sha256(json.dumps([record, clip, dtype, "first_frames"], sort_keys=True, default=str).encode()).hexdigest()[:16]
     hidden, mask = te.encode([""])
     packed, _ = _pack_text(hidden.cpu(), mask.cpu())
     _save_atomic({"text_hidden": packed.to(DTYPES[dtype])}, out / EMPTY_TEXT, {"format": FORMAT, "stamp": stamp})
 
     manifest = {"format": FORMAT, "stamp": stamp, "dtype": dtype, "encoders": record, "shapes": shapes,
-                "clip": clip, "source": source, "splits": {}}
+                "clip": clip, "source": source, "first_frames": True, "splits": {}}
     total_units = sum(len(u) for u in splits.values())
     bar = tqdm(total=total_units, desc="ltx-shards cache", unit="shard", disable=not progress, dynamic_ncols=True)
     t0, clips = time.perf_counter(), 0

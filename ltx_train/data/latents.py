@@ -7,6 +7,7 @@ train on the DiT's work alone. Batch keys (``B`` clips, ``L`` the encoder's ``ma
     audio_latent (B, Ca, Ta) float32           ``sample_posterior=true``), not yet normalised
     text_hidden  (B, L, layers, D) float16     all hidden states, zero past each caption's tokens
     text_mask    (B, L) bool
+    first_frame  (B, 3, H, W) float32          in [-1, 1] (caches written since first frames are stored)
     key, url, caption, fps, audio_mask, ann_mask, gravity, light, centers, velocities, obj_mask,
     contacts, skipped                          as in ``VideoDataModule``'s batch contract
 
@@ -72,6 +73,7 @@ class LatentStream(IndexStream):
             meta = f.metadata()
             self._files[s] = f
             self._meta[s] = {k: json.loads(meta[k]) for k in ("keys", "captions", "urls")}
+            self._meta[s]["first_frame"] = "first_frame" in f.keys()
         return self._files[s], self._meta[s]
 
     def load(self, item: int) -> dict:
@@ -92,6 +94,8 @@ class LatentStream(IndexStream):
             g = torch.Generator().manual_seed(int(self.seed) * 1_000_003 + int(self._shared[0]) * 7919 + item)
             v_mean = v_mean + (0.5 * v_logvar).exp() * torch.randn(v_mean.shape, generator=g)
             a_mean = a_mean + (0.5 * a_logvar).exp() * torch.randn(a_mean.shape, generator=g)
+        if meta["first_frame"]:
+            row["first_frame"] = f.get_slice("first_frame")[j:j + 1][0].float() / 127.5 - 1
         return {"key": meta["keys"][j], "url": meta["urls"][j], "caption": meta["captions"][j],
                 "video_latent": v_mean, "audio_latent": a_mean, "text_hidden": hidden, "text_mask": mask, **row}
 

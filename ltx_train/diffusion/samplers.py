@@ -83,11 +83,22 @@ def cfg_model_fn(model: Callable, cond: dict, uncond: dict, scale: float) -> Cal
     the caption and of the empty caption); ``scale == 1`` skips the unconditional call.
     Two calls rather than one doubled batch: cond and uncond text may differ in length.
     """
+    return guided_model_fn(model, cond, [(uncond, scale)])
+
+
+def guided_model_fn(model: Callable, cond: dict, uncond: list[tuple[dict, float]]) -> Callable:
+    """Guidance on several conditions: ``v = v_cond + sum_k (scale_k - 1) (v_cond - v_k)``, where
+    ``v_k`` drops one condition (``uncond[k] = (kwargs, scale_k)``). One term is classifier-free
+    guidance (``cfg_model_fn``); image-to-video adds a second that drops the image (text kept).
+    Terms of scale 1 cost no call."""
+    terms = [(kw, float(s)) for kw, s in uncond if float(s) != 1.0]
+
     def fn(x, sigma, **extra):
         v_cond = model(x, sigma, **cond, **extra)
-        if scale == 1.0:
-            return v_cond
-        v_uncond = model(x, sigma, **uncond, **extra)
-        return tree_map(lambda c, u: u + scale * (c - u), v_cond, v_uncond)
+        v = v_cond
+        for kw, s in terms:
+            v_k = model(x, sigma, **kw, **extra)
+            v = tree_map(lambda acc, c, u: acc + (s - 1) * (c - u), v, v_cond, v_k)
+        return v
 
     return fn

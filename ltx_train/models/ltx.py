@@ -3,6 +3,8 @@
     text connector  (frozen-encoder hidden states -> conditioning tokens)
   + JointDiT        (one sequence of text, video and audio tokens -> flow velocities)
   + PhysicsHeads    (optional probes on an intermediate block)
+  + image encoder   (optional: the first frame's spatial feature tokens for image-to-video; a small
+                     trainable conv net, or a frozen CLIP vision tower read from a local folder)
   + latent normaliser (per-channel mean/std of the VAE latents, as buffers)
 
 It is what ``DiTModule`` trains, what LoRA adapts (target names such as ``dit.blocks.3.attn.qkv``)
@@ -11,6 +13,13 @@ and what ``LTXVideoPipeline`` samples from; it knows nothing of Lightning, Hydra
     model = LTXModel(LTXModelConfig.from_dict({"dit": {...}, "connector": {...}}))
     tokens, mask = model.encode_text(hidden, hidden_mask)   # (B, L, n, D_in) encoder states
     out = model(x_v, x_a, sigma, tokens, mask, fps=fps)      # {"video": v_v, "audio": v_a}
+
+With an image encoder (``image=ImageEncoderConfig(...)``) every call also takes image tokens, real or
+"null" (a learned vector at every grid cell, for clips without a conditioning image and for image
+guidance), so the sequence has the same length whether or not an image is given:
+
+    image = model.image_tokens(first_frames, keep)           # keep (B,) bool: False -> null tokens
+    out = model(x_v, x_a, sigma, tokens, mask, image=image, cond_mask=cond_mask, fps=fps)
 """
 from __future__ import annotations
 
@@ -24,6 +33,7 @@ import torch.nn as nn
 from ltx_train.config import to_dataclass
 from ltx_train.models.dit.dit import JointDiT, JointDiTConfig
 from ltx_train.models.dit.physics_heads import PhysicsHeads, PhysicsHeadsConfig
+from ltx_train.models.image.encoder import ImageEncoderConfig, build_image_encoder
 from ltx_train.models.text.connector import TextConnector, TextConnectorConfig
 
 
@@ -33,8 +43,17 @@ class LTXModelConfig:
     connector: TextConnectorConfig = field(default_factory=TextConnectorConfig)
     physics: PhysicsHeadsConfig | None = None   # None: no physics heads
     physics_block: int = -2                     # DiT block whose output the heads read (negative: from the end)
+    image: ImageEncoderConfig | None = None     # None: no spatial image features (i2v by the latent frame alone)
 
     def __post_init__(self):
+        if self.image is None and self.dit.image_dim:
+            raise ValueError(f"dit.image_dim={self.dit.image_dim} needs an image encoder (model.image)")
+        if self.image is not None and self.image.kind == "conv":   # a CLIP tower's width is known once loaded
+            if self.dit.image_dim == 0:
+                self.dit = dataclasses.replace(self.dit, image_dim=self.image.width)
+            elif self.dit.image_dim != self.image.width:
+                raise ValueError(f"dit.image_dim={self.dit.image_dim} must equal the image encoder's width "
+                                 f"{self.image.width}")
         if self.dit.text_dim != self.connector.output_dim:
             raise ValueError(f"dit.text_dim={self.dit.text_dim} must equal the connector's output width "
                              f"{self.connector.output_dim}")
@@ -63,8 +82,18 @@ class LTXModel(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or LTXModelConfig()
         self.connector = TextConnector(cfg.connector)
-        self.dit = JointDiT(cfg.dit)
         self.physics = PhysicsHeads(cfg.physics) if cfg.physics is not None else None
+        self.image_encoder = self.image_null = None
+        if cfg.image is not None:
+            self.image_encoder = build_image_encoder(cfg.image)
+            width = self.image_encoder.out_dim
+            if cfg.dit.image_dim not in (0, width):
+                raise ValueError(f"dit.image_dim={cfg.dit.image_dim}, but the image encoder gives {width}-wide tokens")
+            if cfg.dit.image_dim == 0:  # CLIP: the width comes from the loaded tower
+                cfg.dit = dataclasses.replace(cfg.dit, image_dim=width)
+            # the "no image" input: one learned vector at every grid cell (classifier-free image guidance)
+            self.image_null = nn.Parameter(torch.zeros(width))
+        self.dit = JointDiT(cfg.dit)
         # latent statistics (row 0 mean, row 1 std), measured on training data and saved with the weights;
         # identity until set, so an untrained model is still usable
         self.register_buffer("video_stats", torch.stack([torch.zeros(cfg.dit.video_channels),
@@ -85,16 +114,57 @@ class LTXModel(nn.Module):
         tokens, tmask = self.connector(hidden, mask)
         return tokens, (None if self.cfg.connector.register_mode == "replace" else tmask)
 
+    # ------------------------------------------------------------------ image
+    def image_grid(self, height: int, width: int) -> tuple[int, int]:
+        """(gh, gw) of the image tokens of an ``height`` x ``width`` image (no encoder run)."""
+        enc = self.image_encoder
+        if enc is None:
+            raise ValueError("this model has no image encoder")
+        if self.cfg.image.kind == "clip":
+            return enc.grid
+        if self.cfg.image.grid is not None:
+            return tuple(self.cfg.image.grid)
+        for _ in self.cfg.image.channels:   # each stage: a stride-2, padding-1, 3x3 conv
+            height, width = (height + 1) // 2, (width + 1) // 2
+        return height, width
+
+    def image_tokens(self, images: torch.Tensor | None, keep: torch.Tensor | None = None, *,
+                     batch: int | None = None, size: tuple[int, int] | None = None
+                     ) -> tuple[torch.Tensor, tuple[int, int]] | None:
+        """Conditioning images (B, 3, H, W) in [-1, 1] -> (tokens (B, gh*gw, image_dim), (gh, gw)) for
+        ``forward(image=...)``; rows where ``keep`` (B,) is False, or all rows when ``images`` is None
+        (then give ``batch`` and the pixel ``size`` (H, W)), are the null tokens. None without an encoder."""
+        if self.image_encoder is None:
+            return None
+        if images is None:
+            if batch is None or size is None:
+                raise ValueError("image_tokens(None) needs batch= and size=(H, W) for the null tokens")
+            grid = self.image_grid(*size)
+            null = self.image_null.reshape(1, 1, -1).expand(batch, grid[0] * grid[1], -1)
+            return null, grid
+        tokens, grid = self.image_encoder(images.to(self.image_null.device))
+        tokens = tokens.to(self.image_null.dtype)
+        if keep is not None:
+            tokens = torch.where(keep.to(tokens.device).bool()[:, None, None], tokens, self.image_null)
+        return tokens, tuple(grid)
+
     # ------------------------------------------------------------------ denoiser
     def forward(self, video: torch.Tensor, audio: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor,
                 text_mask: torch.Tensor | None = None, *, cond_mask: torch.Tensor | None = None,
-                fps: float | torch.Tensor | None = None, physics: bool = False) -> dict:
+                fps: float | torch.Tensor | None = None, physics: bool = False,
+                image: tuple[torch.Tensor, tuple[int, int]] | None = None) -> dict:
         """Normalised noisy latents video (B, Cv, Tv, Hv, Wv), audio (B, Ca, Ta), flow time sigma (B,)
         and connector tokens -> {"video", "audio"} velocities; with ``physics=True`` (and heads) also
-        "physics": the heads' predictions from block ``physics_block``."""
+        "physics": the heads' predictions from block ``physics_block``. ``image``: what
+        ``image_tokens`` returns (required with an image encoder, refused without)."""
+        if (image is None) != (self.image_encoder is None):
+            raise ValueError("this model reads image tokens: pass image=model.image_tokens(...) (null tokens "
+                             "for no image)" if image is None else "image tokens given, but the model has no "
+                             "image encoder")
         want_heads = physics and self.physics is not None
-        out = self.dit(video, audio, sigma, text, text_mask, cond_mask=cond_mask, fps=fps,
-                       return_hidden_at=self.cfg.physics_block if want_heads else None)
+        tokens, grid = image if image is not None else (None, None)
+        out = self.dit(video, audio, sigma, text, text_mask, cond_mask=cond_mask, fps=fps, image=tokens,
+                       image_grid=grid, return_hidden_at=self.cfg.physics_block if want_heads else None)
         if want_heads:
             out["physics"] = self.physics(out.pop("hidden"))
         return out

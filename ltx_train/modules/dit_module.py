@@ -34,6 +34,7 @@ import torch.nn as nn
 from ltx_train.config import ConfigError, to_dataclass, to_plain
 from ltx_train.models.dit.dit import JointDiTConfig
 from ltx_train.models.dit.physics_heads import PhysicsHeadsConfig
+from ltx_train.models.image.encoder import ImageEncoderConfig
 from ltx_train.models.dit.presets import preset as dit_preset
 from ltx_train.models.ltx import LTXModel, LTXModelConfig
 from ltx_train.models.text.connector import TextConnectorConfig, connector_preset
@@ -81,14 +82,17 @@ class DiTModule(DeviceGradClipping, L.LightningModule):
                  caption_dropout: float = 0.1, first_frame_prob: float = 0.2,
                  timestep_mean: float = 0.0, timestep_std: float = 1.0, timestep_shift: bool = True,
                  ema_decay: float = 0.999, compile: bool | str = False, activation_checkpointing: bool = False,
-                 latents: str | None = None):
+                 latents: str | None = None, image: dict | None = None, image_dropout: float = 0.1):
         """``compile``: ``torch.compile`` the DiT blocks (true / "blocks") or every part of the model ("all")
         when the trainer has placed it (``ltx_train.parallelize``). ``activation_checkpointing``: recompute
         each DiT block's activations in the backward pass (``parallelize.checkpoint_blocks``; also on when
         the DiT config's legacy ``gradient_checkpointing`` is). ``init_from``: a pretrained
         directory (``ltx-export`` / ``save_pretrained``): its model, VAEs and text-encoder reference
         replace ``dit``, ``connector``, ``text_encoder`` and the two checkpoints. ``latents``: a latent
-        cache directory (set by ``data=latents``): no encoder is loaded, the checkpoints are not read."""
+        cache directory (set by ``data=latents``): no encoder is loaded, the checkpoints are not read.
+        ``image``: ``ImageEncoderConfig`` fields (``kind: conv`` or ``clip`` + ``clip_path``) to condition
+        image-to-video clips on their first frame's spatial features too; null: the latent frame alone.
+        ``image_dropout``: share of those clips given the null image tokens (for image guidance)."""
         super().__init__()
         save_plain_hyperparameters(self)  # plain containers: the checkpoint loads with weights_only=True
         if train_mode not in ("all", "connector"):
@@ -100,6 +104,7 @@ class DiTModule(DeviceGradClipping, L.LightningModule):
         self.pcfg = to_dataclass(PhysicsConfig, physics or {}, "model.physics")
         self.loss_cfg = JointLossConfig(
             video_weight=video_loss_weight, audio_weight=audio_loss_weight, first_frame_prob=first_frame_prob,
+            image_dropout=image_dropout,
             timestep_mean=timestep_mean, timestep_std=timestep_std, timestep_shift=timestep_shift,
             physics=self.pcfg.enabled, contact_pos_weight=self.pcfg.contact_pos_weight,
             **{k: getattr(self.pcfg, k) for k in PHYSICS_KEYS})
@@ -166,6 +171,10 @@ class DiTModule(DeviceGradClipping, L.LightningModule):
                                 "the model was trained on", name, init_from, name)
         else:
             self.model = LTXModel(self._model_config(dit, connector, shapes))
+        if self.model.image_encoder is not None and not self.latents["manifest"].get("first_frames"):
+            raise LatentCacheError(f"the model reads image tokens (model.image), but the latent cache "
+                                   f"{self.latents['path']} holds no first frames (written before they were "
+                                   f"stored): re-run `ltx-shards cache`")
         self.register_buffer("empty_text", self.latents["empty"], persistent=False)
 
     def _set_text_encoder(self, te: dict) -> None:
@@ -189,7 +198,9 @@ class DiTModule(DeviceGradClipping, L.LightningModule):
             text_dim=ccfg.output_dim)
         heads = (PhysicsHeadsConfig(width=dcfg.width, hidden=self.pcfg.hidden, patch_t=dcfg.patch_size[0])
                  if self.pcfg.enabled else None)
-        return LTXModelConfig(dit=dcfg, connector=ccfg, physics=heads, physics_block=self.pcfg.block)
+        image = self.hparams.get("image")
+        icfg = to_dataclass(ImageEncoderConfig, to_plain(image), "model.image") if image else None
+        return LTXModelConfig(dit=dcfg, connector=ccfg, physics=heads, physics_block=self.pcfg.block, image=icfg)
 
     def _init_from_pretrained(self, path: str, te: dict) -> None:
         from ltx_train.pipeline import read_model_index, text_encoder_reference

@@ -38,7 +38,7 @@ class LoRAModule(DiTModule):
                  caption_dropout: float = 0.1, first_frame_prob: float = 0.2,
                  timestep_mean: float = 0.0, timestep_std: float = 1.0, timestep_shift: bool = True,
                  ema_decay: float = 0.0, compile: bool = False, activation_checkpointing: bool = False,
-                 latents: str | None = None):
+                 latents: str | None = None, image_dropout: float = 0.1):
         """``base``: the pretrained directory to adapt. ``lora``: ``LoRAConfig`` fields (rank, alpha,
         dropout, target_modules, connector, audio, base_dtype). Defaults follow common LoRA practice for
         video DiTs: lr 1e-4, warm-up then cosine decay to 0, no weight decay."""
@@ -50,7 +50,8 @@ class LoRAModule(DiTModule):
                          audio_loss_weight=audio_loss_weight, caption_dropout=caption_dropout,
                          first_frame_prob=first_frame_prob, timestep_mean=timestep_mean,
                          timestep_std=timestep_std, timestep_shift=timestep_shift, ema_decay=ema_decay,
-                         compile=compile, activation_checkpointing=activation_checkpointing, latents=latents)
+                         compile=compile, activation_checkpointing=activation_checkpointing, latents=latents,
+                         image_dropout=image_dropout)
         save_plain_hyperparameters(self)  # this class's arguments, not the DiT module's
         self.base = str(Path(base).resolve())
         self.strict_loading = False       # checkpoints omit the frozen base: it comes from `base`

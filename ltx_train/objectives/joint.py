@@ -4,6 +4,10 @@
     loss = w_v * MSE_video (clean first frame excluded when image-conditioned)
          + w_a * MSE_audio (clips without audio masked out) + sum_k w_k * physics_k
 
+Image tokens (a model with an image encoder): a clip conditioned on its clean first frame also gets
+that frame's spatial feature tokens, except for ``image_dropout`` of them (null tokens, so image
+guidance has an unconditional branch); every other clip gets the null tokens.
+
 Used by full training (``DiTModule``) and LoRA finetuning alike; it owns everything that depends on
 the batch layout, so ``LTXModel`` never sees a batch.
 """
@@ -25,6 +29,7 @@ class JointLossConfig:
     video_weight: float = 1.0
     audio_weight: float = 1.0
     first_frame_prob: float = 0.2     # share of clips whose clean latent frame 0 conditions the rest
+    image_dropout: float = 0.1        # share of those whose image tokens are the null ones (image CFG)
     timestep_mean: float = 0.0
     timestep_std: float = 1.0
     timestep_shift: bool = True
@@ -35,6 +40,16 @@ class JointLossConfig:
     centers: float = 0.1
     contact_video: float = 0.05
     contact_audio: float = 0.05
+
+
+def first_frames(batch: dict) -> torch.Tensor:
+    """(B, 3, H, W) in [-1, 1]: the clips' first frames, from decoded video or from a latent cache."""
+    if "first_frame" in batch:
+        return batch["first_frame"].float()
+    if "video" in batch:
+        return batch["video"][:, :, 0].float()
+    raise ValueError("the model reads image tokens, but the batch has no first frames (a latent cache written "
+                     "before first frames were stored: re-run `ltx-shards cache`)")
 
 
 def joint_losses(model: LTXModel, z_v: torch.Tensor, z_a: torch.Tensor, text: torch.Tensor,
@@ -61,8 +76,15 @@ def joint_losses(model: LTXModel, z_v: torch.Tensor, z_a: torch.Tensor, text: to
         cond[:, 0] = torch.rand(b, generator=generator, device=gen_dev).to(dev) < cfg.first_frame_prob
         x_v = torch.where(cond[:, None, :, None, None], z_v, x_v)
 
+    image = None
+    if model.image_encoder is not None:
+        keep = torch.zeros(b, dtype=torch.bool, device=dev) if cond is None else cond[:, 0].clone()
+        if cfg.image_dropout > 0:
+            keep &= torch.rand(b, generator=generator, device=gen_dev).to(dev) >= cfg.image_dropout
+        image = model.image_tokens(first_frames(batch).to(dev), keep)
+
     use_physics = cfg.physics and model.physics is not None
-    out = model(x_v, x_a, t, text, text_mask, cond_mask=cond, fps=batch["fps"], physics=use_physics)
+    out = model(x_v, x_a, t, text, text_mask, cond_mask=cond, fps=batch["fps"], physics=use_physics, image=image)
     v_mask = None if cond is None else (~cond)[:, None, :, None, None]
     has_audio = batch["audio_mask"].bool().to(dev)
     loss_v = flow_loss(out["video"], velocity_target(z_v, n_v), v_mask).mean()

@@ -21,11 +21,15 @@ and broadcast over the group's run of tokens (``layers.expand_runs``), so per-to
 costs no per-token matmuls. With a temporal patch
 pt > 1 a token-frame takes the timestep of its first latent frame.
 
-Extra conditioning tokens (e.g. image-encoder features projected to ``text_dim``) can be appended to
-``text`` with their mask: text-side tokens carry no RoPE, so any token set works there.
+Image tokens (image-to-video with spatial features, ``image_dim > 0``): ``image (B, N, image_dim)``, a
+``grid (gh, gw)`` of feature tokens of the conditioning image in row-major order (e.g.
+``ltx_train.models.image``), get their own projection and modality embedding and sit after the text
+in the sequence (the text-side timestep group). Their RoPE positions lie on the first latent frame:
+time of frame 0, and (h, w) the centre of each feature cell mapped onto the video token grid, so an
+image token and the frame-0 video token at the same place share their rotation.
 
 RoPE positions (``positions``): video (t_seconds * rope_time_scale, h, w), audio (t_seconds *
-rope_time_scale, 0, 0), text (0, 0, 0) = unrotated; times come from ``ltx_train.timing`` so a video
+rope_time_scale, 0, 0), text (0, 0, 0) = unrotated, image (t of frame 0, h, w on the video grid); times come from ``ltx_train.timing`` so a video
 and an audio token at the same instant share the temporal rotation.
 
 ``separate_audio_text``: LTX-2 feeds each modality from its own text connector. With the flag set the
@@ -46,7 +50,7 @@ from ltx_train.models.embeddings import TimestepEmbedder
 from ltx_train.models.dit.rope import default_axes_dim, rope_cos_sin
 from ltx_train.timing import audio_latent_times, video_latent_times
 
-TEXT, AUDIO_TEXT, VIDEO, AUDIO = range(4)  # rows of the modality embedding
+TEXT, AUDIO_TEXT, VIDEO, AUDIO = range(4)  # rows of the modality embedding (images: ``image_modality``)
 
 
 @dataclass
@@ -76,6 +80,8 @@ class JointDiTConfig:
     audio_compression: int = 4
     # text
     separate_audio_text: bool = False        # second text-token stream for audio (one connector each)
+    # image-to-video spatial features: width of the image tokens (0: the model reads none)
+    image_dim: int = 0
     # read by the trainer (ltx_train.parallelize.checkpoint_blocks), not by the model; kept here so
     # that configs and pretrained directories that name it still load (model.activation_checkpointing)
     gradient_checkpointing: bool = False
@@ -107,6 +113,10 @@ class JointDiT(nn.Module):
         self.text_in = nn.Linear(cfg.text_dim, d)
         self.audio_text_in = nn.Linear(cfg.text_dim, d) if cfg.separate_audio_text else None
         self.modality = nn.Parameter(torch.zeros(4, d))
+        # image tokens: own projection and modality row (a separate parameter, so models without
+        # images keep their (4, d) table and old checkpoints load unchanged)
+        self.image_in = nn.Linear(cfg.image_dim, d) if cfg.image_dim > 0 else None
+        self.image_modality = nn.Parameter(torch.zeros(d)) if cfg.image_dim > 0 else None
         self.t_embedder = TimestepEmbedder(d)
         self.adaln_single = nn.Linear(d, 6 * d) if cfg.modulation == "single" else None
         self.blocks = nn.ModuleList(
@@ -121,6 +131,8 @@ class JointDiT(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.modality, std=0.02)
+        if self.image_modality is not None:
+            nn.init.normal_(self.image_modality, std=0.02)
         for layer in self.t_embedder.mlp:
             if isinstance(layer, nn.Linear):
                 nn.init.normal_(layer.weight, std=0.02)
@@ -135,10 +147,12 @@ class JointDiT(nn.Module):
 
     # ---------------------------------------------------------------- positions
     def positions(self, num_text: int, grid: tuple[int, int, int], num_audio: int,
-                  fps: float | torch.Tensor, batch: int, device=None) -> torch.Tensor:
-        """RoPE positions of the whole sequence -> (B, num_text + Tt*Hp*Wp + Ta, 3).
+                  fps: float | torch.Tensor, batch: int, device=None,
+                  image_grid: tuple[int, int] | None = None) -> torch.Tensor:
+        """RoPE positions of the whole sequence -> (B, num_text [+ gh*gw] + Tt*Hp*Wp + Ta, 3).
 
-        grid = (Tt, Hp, Wp) token grid of the video; fps: float or (B,) per clip.
+        grid = (Tt, Hp, Wp) token grid of the video; fps: float or (B,) per clip; image_grid = (gh, gw)
+        of the image tokens that follow the text (None: no image tokens).
         """
         cfg = self.cfg
         tt, hp, wp = grid
@@ -157,7 +171,15 @@ class JointDiT(nn.Module):
         video = torch.stack([v_t, v_h, v_w], dim=-1).reshape(batch, tt * hp * wp, 3)
         audio = F.pad((a_sec * s)[None, :, None].expand(batch, num_audio, 1), (0, 2))
         text = torch.zeros(batch, num_text, 3, device=device)
-        return torch.cat([text, video, audio], dim=1)
+        parts = [text]
+        if image_grid is not None:  # cell centres of the feature grid, in video-token units, at frame 0
+            gh, gw = image_grid
+            i_h = (torch.arange(gh, device=device, dtype=torch.float32) + 0.5) * hp / gh - 0.5
+            i_w = (torch.arange(gw, device=device, dtype=torch.float32) + 0.5) * wp / gw - 0.5
+            i_t = v_t[:, :1, :1, :1].expand(batch, 1, gh, gw)
+            hw = torch.stack(torch.meshgrid(i_h, i_w, indexing="ij"), dim=-1)[None, None].expand(batch, 1, gh, gw, 2)
+            parts.append(torch.cat([i_t[..., None], hw], dim=-1).reshape(batch, gh * gw, 3))
+        return torch.cat(parts + [video, audio], dim=1)
 
     # ---------------------------------------------------------------- timesteps
     def _timestep_groups(self, timestep, video_timestep, cond_mask, audio_timestep, num_text, grid, num_audio):
@@ -184,11 +206,13 @@ class JointDiT(nn.Module):
                 audio_text: torch.Tensor | None = None, audio_text_mask: torch.Tensor | None = None,
                 video_timestep: torch.Tensor | None = None, cond_mask: torch.Tensor | None = None,
                 audio_timestep: torch.Tensor | None = None, fps: float | torch.Tensor | None = None,
+                image: torch.Tensor | None = None, image_grid: tuple[int, int] | None = None,
                 return_hidden_at: int | None = None) -> dict:
         """Predict flow velocities.
 
         video (B, Cv, Tv, Hv, Wv), audio (B, Ca, Ta), timestep (B,) or scalar, text (B, L, text_dim),
-        text_mask (B, L) bool. Returns {"video": (B, Cv, Tv, Hv, Wv), "audio": (B, Ca, Ta)} and, when
+        text_mask (B, L) bool; image (B, gh*gw, image_dim) tokens on ``image_grid`` (gh, gw), required
+        when ``image_dim > 0`` and refused otherwise. Returns {"video": (B, Cv, Tv, Hv, Wv), "audio": (B, Ca, Ta)} and, when
         ``return_hidden_at=k``, "hidden": {"video": (B, Tt, Hp*Wp, D), "audio": (B, Ta, D)}: the
         tokens after block k (0-based, negative counts from the end) for the physics heads.
         """
@@ -211,6 +235,15 @@ class JointDiT(nn.Module):
             parts.append(self.audio_text_in(audio_text) + emb[AUDIO_TEXT])
             masks.append(audio_text_mask)
         num_text = sum(p.shape[1] for p in parts)
+        if (image is None) != (self.image_in is None):
+            raise ValueError("this DiT reads image tokens (image_dim > 0): pass image= and image_grid="
+                             if image is None else "image tokens given, but this DiT has image_dim=0")
+        if image is not None:
+            if image_grid is None or image.shape[1] != image_grid[0] * image_grid[1]:
+                raise ValueError(f"image tokens {tuple(image.shape)} do not fill image_grid={image_grid}")
+            parts.append(self.image_in(image.to(vid.dtype)) + self.image_modality.to(vid.dtype))
+            masks.append(None)
+        num_side = sum(p.shape[1] for p in parts)         # text (+ image) tokens: the text-side group
         x = torch.cat(parts + [vid + emb[VIDEO], aud + emb[AUDIO]], dim=1)
         mask = None
         if any(m is not None for m in masks):
@@ -218,9 +251,10 @@ class JointDiT(nn.Module):
                      for m, p in zip(masks, parts)]
             mask = torch.cat(masks + [torch.ones(b, vid.shape[1] + ta, dtype=torch.bool, device=x.device)], 1)
 
-        pos = self.positions(num_text, grid, ta, cfg.fps if fps is None else fps, b, x.device)
+        pos = self.positions(num_text, grid, ta, cfg.fps if fps is None else fps, b, x.device,
+                             image_grid=None if image is None else tuple(image_grid))
         rope = rope_cos_sin(pos, self.axes_dim, cfg.rope_theta)
-        tg, runs = self._timestep_groups(timestep, video_timestep, cond_mask, audio_timestep, num_text, grid, ta)
+        tg, runs = self._timestep_groups(timestep, video_timestep, cond_mask, audio_timestep, num_side, grid, ta)
         t_emb = self.t_embedder(tg)                                          # (B, G, D)
         mod_in = self.adaln_single(F.silu(t_emb)) if self.adaln_single is not None else F.silu(t_emb)
 
@@ -234,7 +268,7 @@ class JointDiT(nn.Module):
                 hidden = x
 
         nv = vid.shape[1]
-        sl_v, sl_a = slice(num_text, num_text + nv), slice(num_text + nv, None)
+        sl_v, sl_a = slice(num_side, num_side + nv), slice(num_side + nv, None)
         r_v = runs[1:-1] if runs is not None else None      # video token-frames, then audio
         r_a = runs[-1:] if runs is not None else None
         v = self.video_out(x[:, sl_v], t_emb, r_v)
