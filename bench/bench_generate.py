@@ -10,12 +10,14 @@ the INT8 pipeline: its model weight bytes, speed, and PSNR of its clips against 
 Prompts are synthetic-world style captions (colours and shapes varied). Each run generates every prompt once
 after one warm-up call; the figures are wall-clock, text encoding, sampling, VAE decoding and the
 vocoder included. Prints one JSON line per batch size (on a GPU with the peak allocated memory of that
-run); ``--offload`` also times ``pipe.enable_model_cpu_offload`` (every component in host memory, moved
+run, and ``resident_gib``: what was already allocated when it started; the variants run one after the
+other in one process, so each is collected before the next); ``--offload`` also times ``pipe.enable_model_cpu_offload`` (every component in host memory, moved
 to the GPU only while it runs) against everything on the GPU.
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -75,6 +77,7 @@ def main(argv=None) -> int:
             print(json.dumps({"bench": "generate/psnr", "quantize": quantize, "offload": offload, "vs": args.dtype,
                               "psnr_db": round(float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12))), 2)}))
         del pipe, clips
+        gc.collect()   # modules hold reference cycles: without this a variant's weights outlive it on the GPU
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return 0
@@ -87,6 +90,7 @@ def run(pipe, prompts, kw, args, name, quantize, model_bytes, offload, device) -
         if device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
+            resident = torch.cuda.memory_allocated()
         start = time.perf_counter()
         clips = pipe(prompts, batch_size=bs, **kw)
         if device.type == "cuda":
@@ -100,6 +104,7 @@ def run(pipe, prompts, kw, args, name, quantize, model_bytes, offload, device) -
              "seconds_per_clip": round(took / len(clips), 4), "device": name}
         if device.type == "cuda":
             r["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+            r["resident_gib"] = round(resident / 2**30, 3)
         base = base or r["clips_per_s"]
         r["vs_batch_1"] = round(r["clips_per_s"] / base, 2)
         print(json.dumps(r))
