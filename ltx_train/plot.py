@@ -85,11 +85,13 @@ def plot(paths: list[Path], out: Path, metrics: list[str] | None = None, max_met
     cols = min(2, len(metrics))
     fig, axes = plt.subplots(math.ceil(len(metrics) / cols), cols, figsize=(6 * cols, 3.6 * math.ceil(len(metrics) / cols)),
                              squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, metric in zip(axes.flat, metrics):
-        for label, curve in zip(labels(runs), curves):
+        for i, (label, curve) in enumerate(zip(labels(runs), curves)):
             points = sorted(curve.get(metric, {}).items())
-            if points:
-                ax.plot(*zip(*points), label=label, marker="o" if len(points) < 20 else None, markersize=3)
+            if points:   # a run keeps its colour in every panel, also where another run logged nothing
+                ax.plot(*zip(*points), label=label, color=colours[i % len(colours)],
+                        marker="o" if len(points) < 20 else None, markersize=3)
         ax.set_title(metric)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
