@@ -6,7 +6,7 @@ import torch
 
 from ltx_train.diffusion.flow import (add_noise, flow_loss, get_sigmas, predict_x0, sample_timesteps, shift_mu,
                                       time_shift, velocity_target)
-from ltx_train.diffusion.samplers import cfg_model_fn, sample_euler, sample_heun
+from ltx_train.diffusion.samplers import cfg_model_fn, guided_model_fn, sample_euler, sample_heun
 
 
 
@@ -122,3 +122,22 @@ def test_cfg_combines_conditional_and_unconditional_velocities():
     fn1 = cfg_model_fn(model, {"text": 2.0}, {"text": 1.0}, scale=1.0)
     assert torch.allclose(fn1(x, torch.ones(2))["video"], torch.full((2, 3), 2.0))
     assert math.isclose(float(get_sigmas(1, 256)[0]), 1.0)
+
+
+def test_guidance_on_two_conditions_adds_one_term_per_dropped_condition():
+    calls = []
+
+    def model(x, sigma, text, image):
+        calls.append((text, image))
+        return {"video": x["video"] * 0 + (10.0 * text + image)}
+
+    x = {"video": torch.zeros(1, 2)}
+    cond = {"text": 1.0, "image": 1.0}
+    fn = guided_model_fn(model, cond, [({"text": 0.0, "image": 1.0}, 3.0), ({"text": 1.0, "image": 0.0}, 2.0)])
+    v = fn(x, torch.ones(1))["video"]
+    # v_c + (3 - 1)(v_c - v_notext) + (2 - 1)(v_c - v_noimage) = 11 + 2 * 10 + 1 * 1
+    assert torch.allclose(v, torch.full((1, 2), 32.0)) and len(calls) == 3
+    calls.clear()
+    fn = guided_model_fn(model, cond, [({"text": 0.0, "image": 1.0}, 3.0), ({"text": 1.0, "image": 0.0}, 1.0)])
+    fn(x, torch.ones(1))
+    assert len(calls) == 2, "a term of scale 1 costs no model call"
