@@ -270,22 +270,26 @@ class LTXVideoPipeline(LoraLoaderMixin):
         return (torch.stack([found[p][0] for p in prompts]).to(self.device),
                 torch.stack([found[p][1] for p in prompts]).to(self.device))
 
-    def image_latents(self, img: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) first frames -> their VAE latents (N, C, 1, h, w), through the encoding cache if enabled."""
+    def _encode_image(self, kind: str, field: str, encoder: nn.Module, img: torch.Tensor, encode) -> torch.Tensor:
+        """``encode()`` of the first frames ``img``, through the encoding cache if enabled (keyed by
+        ``kind``, the encoder's weights and the pixels; stored under ``field``), on the DiT's device."""
         cache = self.encoding_cache
-
-        def encode():
-            with self._running("vae") as dev:
-                return self.vae.encode(img.to(dev)[:, :, None]).mode()
         if cache is None:
             return encode().to(self.device)
         from ltx_train.encode_cache import module_hash, tensor_digest
-        key = cache.key("image", module_hash(self.vae), tensor_digest(img.float()))
+        key = cache.key(kind, module_hash(encoder), tensor_digest(img.float()))
         t = cache.get(key)
         if t is None:
-            t = {"latent": encode()}
+            t = {field: encode()}
             cache.put(key, t)
-        return t["latent"].to(self.device)
+        return t[field].to(self.device)
+
+    def image_latents(self, img: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) first frames -> their VAE latents (N, C, 1, h, w), through the encoding cache if enabled."""
+        def encode():
+            with self._running("vae") as dev:
+                return self.vae.encode(img.to(dev)[:, :, None]).mode()
+        return self._encode_image("image", "latent", self.vae, img, encode)
 
     def image_features(self, img: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]] | None:
         """(N, 3, H, W) first frames -> the model's image tokens and grid (None: the model has no image
@@ -293,21 +297,12 @@ class LTXVideoPipeline(LoraLoaderMixin):
         m = self.model
         if m.image_encoder is None:
             return None
-        cache = self.encoding_cache
-        grid = m.image_grid(img.shape[-2], img.shape[-1])
 
         def encode():
             with self._running("model") as dev:
                 return m.image_tokens(img.to(dev))[0]
-        if cache is None:
-            return encode().to(self.device), grid
-        from ltx_train.encode_cache import module_hash, tensor_digest
-        key = cache.key("image_features", module_hash(m.image_encoder), tensor_digest(img.float()))
-        t = cache.get(key)
-        if t is None:
-            t = {"tokens": encode()}
-            cache.put(key, t)
-        return t["tokens"].to(self.device), grid
+        return (self._encode_image("image_features", "tokens", m.image_encoder, img, encode),
+                m.image_grid(img.shape[-2], img.shape[-1]))
 
     def text_tokens(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
         hidden, mask = self.text_states(list(prompts))
@@ -386,7 +381,7 @@ class LTXVideoPipeline(LoraLoaderMixin):
 
     def _sample(self, prompts: list[str], noise: dict, img: torch.Tensor | None, *, fps: float, mel_frames: int,
                 steps: int, guidance_scale: float, sampler: str, seed: int, negative_prompt: str,
-                tile, image_guidance_scale: float = 1.0, size: tuple[int, int] = (64, 64)) -> list[GeneratedClip]:
+                tile, image_guidance_scale: float, size: tuple[int, int]) -> list[GeneratedClip]:
         """One batch: ``noise`` (the prompts' own draws), denoised, decoded, voiced."""
         m, vae, avae, b = self.model, self.vae, self.audio_vae, len(prompts)
         d = m.cfg.dit
@@ -418,7 +413,7 @@ class LTXVideoPipeline(LoraLoaderMixin):
                               d.audio_sample_rate) for i, p in enumerate(prompts)]
 
     def _denoise(self, prompts, noise, z0, hidden, mask, uhidden, umask, *, fps, steps, guidance_scale, sampler,
-                 dtype, image=None, image_guidance_scale: float = 1.0, size: tuple[int, int] = (64, 64)) -> dict:
+                 dtype, image, image_guidance_scale: float, size: tuple[int, int]) -> dict:
         m, dev, b = self.model, self.device, len(prompts)
         x = {k: v.to(dev) for k, v in noise.items()}
         tv = x["video"].shape[2]

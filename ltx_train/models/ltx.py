@@ -117,16 +117,9 @@ class LTXModel(nn.Module):
     # ------------------------------------------------------------------ image
     def image_grid(self, height: int, width: int) -> tuple[int, int]:
         """(gh, gw) of the image tokens of an ``height`` x ``width`` image (no encoder run)."""
-        enc = self.image_encoder
-        if enc is None:
+        if self.image_encoder is None:
             raise ValueError("this model has no image encoder")
-        if self.cfg.image.kind == "clip":
-            return enc.grid
-        if self.cfg.image.grid is not None:
-            return tuple(self.cfg.image.grid)
-        for _ in self.cfg.image.channels:   # each stage: a stride-2, padding-1, 3x3 conv
-            height, width = (height + 1) // 2, (width + 1) // 2
-        return height, width
+        return self.image_encoder.grid_for(height, width)
 
     def image_tokens(self, images: torch.Tensor | None, keep: torch.Tensor | None = None, *,
                      batch: int | None = None, size: tuple[int, int] | None = None

@@ -104,6 +104,14 @@ class ConvImageEncoder(nn.Module):
     def out_dim(self) -> int:
         return self.cfg.width
 
+    def grid_for(self, height: int, width: int) -> tuple[int, int]:
+        """(gh, gw) that ``forward`` gives for an ``height`` x ``width`` image, without running it."""
+        if self.cfg.grid is not None:
+            return tuple(self.cfg.grid)
+        for _ in self.cfg.channels:   # each stage: a stride-2, padding-1, 3x3 conv
+            height, width = (height + 1) // 2, (width + 1) // 2
+        return height, width
+
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         _check_images(images)
         x = self.out(self.stages(images))
@@ -195,6 +203,10 @@ class CLIPImageEncoder(nn.Module):
     def grid(self) -> tuple[int, int]:
         side = self.model.config.image_size // self.model.config.patch_size
         return side, side
+
+    def grid_for(self, height: int, width: int) -> tuple[int, int]:
+        """The tower's patch grid: every image is resized to its square input first."""
+        return self.grid
 
     def train(self, mode: bool = True):
         super().train(mode)
