@@ -1,7 +1,8 @@
 """What is applied to the plain models from outside, in the LightningModule's ``configure_model``, once
 the strategy has set up the processes, in this order: activation checkpointing per DiT block,
 torch.compile (regional: per block, in place, so state-dict keys and checkpoints do not change) and FSDP2
-sharding (``torch.distributed.fsdp.fully_shard``); and the DeepSpeed strategy (``trainer=deepspeed_*``).
+sharding (``torch.distributed.fsdp.fully_shard``: ``shard_model`` for the DiT stage and LoRA, ``shard_stage``
+for the VAE, audio-VAE and vocoder stages); and the DeepSpeed strategy (``trainer=deepspeed_*``).
 The model files know nothing of any of them.
 
     from ltx_train.parallelize import checkpoint_blocks, compile_model, shard_model
@@ -97,6 +98,45 @@ def shard_model(model: nn.Module, mesh) -> None:
     for part in (model.connector, model.dit, getattr(model, "physics", None)):
         if part is not None:
             fully_shard(part, mesh=mesh)
+
+
+def shard_network(net: nn.Module, mesh, methods: tuple[str, ...] = ("encode", "decode", "encode_params")) -> None:
+    """FSDP2 for a convolutional network of the pixel stages (video VAE, audio VAE, vocoder, their
+    discriminators): every block held in a ``ModuleList`` is its own group (one all-gather each, innermost
+    first), and so is each direct child (an encoder, a decoder): their outputs are tensors, on which FSDP
+    hooks the backward (the VAEs' own outputs include a posterior object, which it cannot). The network
+    holds what is left. Containers themselves are never groups, since their
+    ``forward`` is never called; modules with no parameters of their own are skipped (weight norm's
+    parametrisations are sharded with their conv). The network's ``encode`` / ``decode`` entry points
+    gather its own parameters as ``forward`` does (``register_fsdp_forward_method``)."""
+    from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
+
+    def called(m: nn.Module) -> bool:   # a module whose forward runs and that holds parameters
+        return not isinstance(m, (nn.ModuleList, nn.ModuleDict)) and any(True for _ in m.parameters())
+
+    blocks = [b for lst in net.modules() if isinstance(lst, nn.ModuleList) for b in lst if called(b)]
+    owners = {id(b) for b in blocks} | {id(c) for c in net.children() if called(c)}
+    for m in reversed(list(net.modules())):            # innermost first: a group nests inside its parent's
+        if id(m) in owners:
+            fully_shard(m, mesh=mesh)
+    fully_shard(net, mesh=mesh)
+    for name in methods:
+        if callable(getattr(type(net), name, None)):
+            register_fsdp_forward_method(net, name)
+
+
+def shard_stage(module, networks) -> None:
+    """``trainer=fsdp`` for a pixel stage (``VAEModule``, ``AudioVAEModule``, ``VocoderModule``), from its
+    ``configure_model``: each trainable network (``None`` skipped) sharded by ``shard_network``, the rest
+    (mel filters, metrics) moved to the device. A no-op under other strategies, and on a second call."""
+    if not is_fsdp(module._trainer) or getattr(module, "_parallelized", False):
+        return
+    module._parallelized = True
+    mesh = module.device_mesh["data_parallel"]
+    for net in networks:
+        if net is not None:
+            shard_network(net, mesh)
+    move_unsharded(module, module._trainer.strategy.root_device)
 
 
 def shard_ema(ema: nn.Module, model: nn.Module) -> None:

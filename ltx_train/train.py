@@ -98,17 +98,19 @@ def _latent_kwargs(cfg: DictConfig, datamodule) -> dict:
 
 
 def _check_strategy(trainer: L.Trainer, module) -> None:
-    """``trainer=fsdp`` shards the DiT stage and LoRA (``DiTModule.configure_model``); the other stages
-    have no sharding plan: refuse before training, naming the stage, instead of Lightning's TypeError."""
-    from ltx_train.modules.dit_module import DiTModule
-    from ltx_train.parallelize import is_deepspeed, is_fsdp
-    if is_fsdp(trainer) and not isinstance(module, DiTModule):
-        raise ConfigError(f"trainer=fsdp shards the DiT stage and LoRA (model=dit / lora); {type(module).__name__} "
-                          f"has no sharding plan: train it with trainer=ddp (it fits one GPU), or trainer=gpu")
+    """Refuse before training what a strategy cannot run, naming the stage, instead of Lightning's error
+    mid-setup: DeepSpeed steps one optimiser, so the GAN stages (manual optimisation) go to fsdp / ddp.
+    Under DDP a GAN stage's generator step leaves the discriminator's weights without gradients (and the
+    other way round), which DDP's reducer must be told to expect."""
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from ltx_train.parallelize import is_deepspeed
+    if isinstance(trainer.strategy, DDPStrategy) and not module.automatic_optimization:
+        trainer.strategy._ddp_kwargs.setdefault("find_unused_parameters", True)   # Lightning's DDP kwargs
     if is_deepspeed(trainer) and not module.automatic_optimization:
         raise ConfigError(f"trainer=deepspeed_* steps one optimiser; {type(module).__name__} trains a generator and a "
-                          "GAN discriminator with two (manual optimisation): train it with trainer=ddp (it fits one "
-                          "GPU), or without the GAN (model.gan_weight=0 for the VAE)")
+                          "GAN discriminator with two (manual optimisation): train it with trainer=fsdp (sharded "
+                          "like ZeRO-3) or trainer=ddp, or without the GAN (model.gan_weight=0 for the VAE)")
 
 
 def _fit(cfg: DictConfig, module, datamodule, callbacks: list, loggers: list, plain_cfg: dict,

@@ -2,6 +2,7 @@
 # experiments/deepspeed_one_gpu.md: DeepSpeed ZeRO on one GPU (issue 13), in the background:
 #   bash scripts/gpu_deepspeed.sh start      # returns at once
 #   bash scripts/gpu_deepspeed.sh wait 540   # waits <= 540 s, prints progress, packs $OUT
+# PART=probes runs first (alone on the machine), then PART=tests.
 # PART=tests: the GPU tests (tests/test_gpu_strategies.py: ZeRO-2/3/3+offload against trainer=gpu, merge,
 #   export, resume; LoRA under ZeRO-3; refusals), then tests/test_gpu.py.
 # PART=probes: a latent cache of $N synthetic clips (the real MiniLM; VAEs of the shipped base's configs,
@@ -27,17 +28,14 @@ probe() {   # probe NAME TRAINER BATCH STEPS [OVERRIDES...]
   RUNS="$RUNS $name"
   stage "$name" $PY -m ltx_train.train experiment=dit_small_latents trainer=$tr trainer.devices=1 $QUIET \
     data.path="$W/latents" data.batch_size=$bs data.num_workers=4 trainer.max_steps=$steps model.total_steps=$steps \
-    model.compile=false trainer.val_check_interval=$steps hydra.run.dir="$W/$name" logger=csv "$@"
-  rm -rf "$W/$name/checkpoints"   # ltx2b's are 30-40 GB each: the device's 64 GiB disk holds one (session 7)
+    model.compile=false trainer.val_check_interval=$steps hydra.run.dir="$W/$name" logger=csv \
+    callbacks.model_checkpoint.every_n_train_steps=1000000 "$@"   # no checkpoint: 4b's would be ~90 GB
+  rm -rf "$W/$name/checkpoints"   # (ltx2b's were 30-40 GB each: the device's 64 GiB disk holds one, session 7)
 }
 
 run_all() {
   export LTX_TEXT_ENCODER=$TE
-  case ${PART:-all} in tests|all)
-    stage tests_ds $PY -m pytest -q -m gpu tests/test_gpu_strategies.py -p no:cacheprovider --basetemp "$W/pt_ds"
-    stage tests_gpu $PY -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider --basetemp "$W/pt_gpu" ;;
-  esac
-  case ${PART:-all} in probes|all)
+  case ${PART:-all} in probes|all)   # first, alone on the GPU and the host: their times are reported
     [ -f "$W/latents/manifest.json" ] || {
       stage base $PY scripts/shape_alike_base.py "$ASSET" "$W/base" --text-encoder "$TE" || return 1
       stage cache $PY -m ltx_train.data.cli cache --synthetic $N --val 8 --shard-size 256 --pretrained "$W/base" \
@@ -46,6 +44,10 @@ run_all() {
     for pair in $BIG; do
       probe "${pair%%:*}_${pair##*:}" "${pair##*:}" 8 $BIGSTEPS dit=${pair%%:*} model.warmup_steps=2
     done ;;
+  esac
+  case ${PART:-all} in tests|all)
+    stage tests_ds $PY -m pytest -q -m gpu tests/test_gpu_strategies.py -p no:cacheprovider --basetemp "$W/pt_ds"
+    stage tests_gpu $PY -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider --basetemp "$W/pt_gpu" ;;
   esac
 }
 

@@ -202,13 +202,14 @@ def test_patches_separate_audio_text_and_fps_per_clip():
 
 def test_presets_have_the_advertised_sizes():
     sizes = {}
-    for name in ("tiny", "small", "1b", "ltx2b"):
+    for name in ("tiny", "small", "1b", "ltx2b", "4b"):
         with torch.device("meta"):
             sizes[name] = JointDiT(preset(name)).num_params()
     assert sizes["tiny"] < 2e6
     assert 100e6 <= sizes["small"] <= 300e6
     assert 0.9e9 <= sizes["1b"] <= 1.2e9
     assert preset("ltx2b").depth == 28 and preset("ltx2b").width == 2048 and 1.3e9 < sizes["ltx2b"] < 2e9
+    assert 4.5e9 < sizes["4b"] < 4.8e9
 
 
 def test_flow_loss_falls_when_overfitting_one_clip():

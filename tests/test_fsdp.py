@@ -64,14 +64,3 @@ def test_a_lora_finetune_trains_under_fsdp_and_exports_its_adapter(latent_cache,
     saved = state(run / "checkpoints" / "last.ckpt")["state_dict"]
     assert saved and all("lora_" in k or k.startswith("ema.") or k == "stats_ready" for k in saved)
     assert (run / "adapter" / "adapter_model.safetensors").is_file()
-
-
-def test_fsdp_refuses_a_stage_it_has_no_plan_for_before_training(synthetic_shards, tmp_path):
-    import pytest
-
-    from ltx_train.config import ConfigError
-    from ltx_train.train import train
-    from test_lora_training import compose_cfg
-    with pytest.raises(ConfigError, match="trainer=fsdp shards the DiT stage and LoRA.*VAEModule"):
-        train(compose_cfg("train", tmp_path / "vae", "experiment=vae_tiny", "trainer=fsdp_cpu", "trainer.devices=1",
-                          f"data.train_shards={synthetic_shards}", f"data.val_shards={synthetic_shards}"))

@@ -160,11 +160,28 @@ class VideoDataModule(L.LightningDataModule):
         if self.urls["val"] is not None and stage in (None, "fit", "validate") and "val" not in self.streams:
             self.streams["val"] = ShardStream(
                 self.urls["val"], batch_size=self.val_batch_size, role="val", train=False,
-                max_samples=self.val_max_samples, **common)
+                max_samples=self.val_max_samples, reader_samples=self._val_reader_samples(world), **common)
             self._warn_if_idle_workers("val", world)
+
+    def _val_reader_samples(self, world: int) -> int | None:
+        """On several ranks, the clips each val reader (rank x worker) scores, equal for all: every rank
+        then runs the same number of val batches (``ShardStream``'s doc). None on one rank, or when the
+        shards are remote and cannot be counted (split by shard then; a sharded strategy may hang)."""
+        if world == 1:
+            return None
+        total = count_samples(self.urls["val"])
+        if total is None:
+            warnings.warn("val shards are remote: validation splits them by shard, so ranks may run different "
+                          "numbers of val batches (a hang under trainer=fsdp / deepspeed_zero3)")
+            return None
+        readers = world * max(self.num_workers, 1)
+        _check(total >= readers, f"{total} val samples for {readers} readers (ranks x workers): each needs one")
+        return total // readers
 
     def _warn_if_idle_workers(self, role: str, world: int) -> None:
         readers = world * max(self.num_workers, 1)
+        if role == "val" and world > 1:
+            return    # split by sample across ranks and workers (_val_reader_samples)
         if not (role == "train" and self.resampled) and len(self.urls[role]) < readers:
             warnings.warn(f"{len(self.urls[role])} {role} shards for {readers} readers (ranks x workers): "
                           "some readers get no shard; write more, smaller shards")

@@ -8,6 +8,12 @@ list (like ``wds.split_by_node``, but with the rank the DataModule got from the 
 processes cannot see the process group) and then ``wds.split_by_worker``; resampled mode draws
 shards independently per rank and worker.
 
+Validation on several ranks (``reader_samples`` set) splits samples instead: every reader (rank x
+worker) walks all val shards and takes every ``readers``-th raw sample, up to ``reader_samples``
+decoded clips, the same number for each. So every rank runs the same number of val batches, which
+sharded strategies need (FSDP and ZeRO-3 gather weights collectively in every forward); the last
+``total % readers`` samples are not scored, and a skipped sample is replaced by the reader's next one.
+
 Batches are assembled inside the worker (the DataLoader runs with ``batch_size=None``), so every batch
 comes from one worker and carries that worker's position::
 
@@ -23,6 +29,8 @@ decoded); that replays the shard RNG, shuffle buffer and per-clip RNGs exactly. 
 folds the records of consumed batches into the state a checkpoint stores.
 """
 from __future__ import annotations
+
+import itertools
 
 import random
 import warnings
@@ -53,13 +61,16 @@ class ShardStream(IterableDataset):
 
     batches_per_epoch: batches per epoch on this rank (resampled mode), None = one pass over the shards.
     max_samples: cap on samples per pass on this rank (validation), None = all.
+    reader_samples: one-pass only: split samples (not shards) over ranks x workers, each reader yielding this
+        many decoded clips (the DataModule sets it for validation on several ranks), None = split shards.
     bad_limits: ``BadSamples`` keywords (max_bad_fraction, window, min_samples) of each worker's bad-data stop.
     """
 
     def __init__(self, urls: list[str], clip: ClipConfig, mel: MelConfig, batch_size: int, *, role: str,
                  train: bool, seed: int, resampled: bool = False, shuffle_buffer: int = 0,
                  batches_per_epoch: int | None = None, max_samples: int | None = None,
-                 rank: int = 0, world_size: int = 1, num_workers: int = 0, bad_limits: dict | None = None):
+                 rank: int = 0, world_size: int = 1, num_workers: int = 0, bad_limits: dict | None = None,
+                 reader_samples: int | None = None):
         if resampled and batches_per_epoch is None:
             raise ValueError("a resampled (infinite) stream needs batches_per_epoch")
         self.urls, self.clip, self.mel, self.batch_size = list(urls), clip, mel, batch_size
@@ -67,6 +78,7 @@ class ShardStream(IterableDataset):
         self.shuffle_buffer, self.batches_per_epoch, self.max_samples = shuffle_buffer, batches_per_epoch, max_samples
         self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
         self.bad_limits = dict(bad_limits or {})
+        self.reader_samples = None if resampled else reader_samples
         self.epoch, self._next_epoch = 0, 0
         self._resume: dict | None = None   # {"epoch", "workers"} waiting for its epoch to start
         self._start: dict[int, dict] = {}  # per-worker start position of the current epoch
@@ -143,9 +155,15 @@ class ShardStream(IterableDataset):
             urls = list(self.urls)
             if self.train:  # same permutation on every rank, then a disjoint slice per rank and worker
                 random.Random(make_seed(self.seed, self.epoch)).shuffle(urls)
-            mine = [dict(url=u) for u in urls[self.rank::self.world_size]]  # may be empty on a high rank
-            stages = [lambda: iter(mine), wds.split_by_worker]
+            if self.reader_samples is None:
+                mine = [dict(url=u) for u in urls[self.rank::self.world_size]]  # may be empty on a high rank
+                stages = [lambda: iter(mine), wds.split_by_worker]
+            else:   # every reader walks all shards and takes every readers-th sample (module doc)
+                stages = [lambda: iter([dict(url=u) for u in urls])]
         stages.append(wds.tarfile_to_samples(handler=on_error))
+        if self.reader_samples is not None and not self.resampled:
+            reader, readers = self.rank * num_workers + worker, self.world_size * num_workers
+            stages.append(lambda src: itertools.islice(src, reader, None, readers))
         if self.shuffle_buffer > 1:
             stages.append(wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=random.Random(seed)))
         return iter(wds.DataPipeline(*stages))
@@ -159,6 +177,8 @@ class ShardStream(IterableDataset):
         counts["replaying"] = False
         quota = self.worker_batches(worker, num_workers)
         limit = None if self.max_samples is None else _split(self.max_samples, worker, num_workers)
+        if self.reader_samples is not None:
+            limit = self.reader_samples if limit is None else min(limit, self.reader_samples)
         mel, base = LogMel(self.mel), make_seed(self.seed, self.epoch, self.rank, worker)
         n_raw, n_batches, produced, failures, buf = pos["raw"], pos["batches"], pos["batches"] * self.batch_size, 0, []
         while quota is None or n_batches < quota:

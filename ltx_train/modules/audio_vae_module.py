@@ -57,8 +57,8 @@ class AudioVAEModule(DeviceGradClipping, L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         mask = batch["audio_mask"].bool()
-        if not mask.any():
-            return
+        if not mask.any() and getattr(self._trainer, "world_size", 1) == 1:
+            return  # several ranks: each runs the forward (sharded weights gather collectively) and logs, with weight 0
         out = self.losses(batch, sample_posterior=False)
         n = int(mask.sum())
         lsd = masked_mean(log_spectral_distance(out["recon"], batch["mel"]), mask)
@@ -71,6 +71,10 @@ class AudioVAEModule(DeviceGradClipping, L.LightningModule):
         # model from a weights-only load (no LightningModule, no pickled objects)
         from ltx_train.pretrained import record_component
         record_component(checkpoint, "audio_vae", self.vae, "vae.")
+
+    def configure_model(self) -> None:
+        from ltx_train.parallelize import shard_stage
+        shard_stage(self, [self.vae])   # trainer=fsdp: each network's blocks sharded; otherwise nothing
 
     def configure_optimizers(self):
         h = self.hparams

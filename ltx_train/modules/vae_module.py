@@ -169,6 +169,10 @@ class VAEModule(DeviceGradClipping, L.LightningModule):
         from ltx_train.pretrained import record_component
         record_component(checkpoint, "vae", self.vae, "vae.")
 
+    def configure_model(self) -> None:
+        from ltx_train.parallelize import shard_stage
+        shard_stage(self, [self.vae, self.disc])   # trainer=fsdp: each network's blocks sharded; otherwise nothing
+
     def configure_optimizers(self):
         hp = self.hparams
         opt_g = build_optimizer(self.vae, hp.lr, hp.weight_decay, hp.betas)

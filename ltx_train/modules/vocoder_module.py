@@ -131,8 +131,8 @@ class VocoderModule(L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         mask = batch["audio_mask"].bool()
-        if not mask.any():
-            return
+        if not mask.any() and getattr(self._trainer, "world_size", 1) == 1:
+            return  # several ranks: each runs the forward (sharded weights gather collectively) and logs, with weight 0
         wav = self.generator(batch["mel"])
         score = masked_mean(mel_l1(self.mel(wav), batch["mel"]), mask)
         self.log("val/mel_l1", score, prog_bar=True, batch_size=int(mask.sum()), sync_dist=True)
@@ -142,6 +142,10 @@ class VocoderModule(L.LightningModule):
         # model from a weights-only load (no LightningModule, no pickled objects)
         from ltx_train.pretrained import record_component
         record_component(checkpoint, "vocoder", self.generator, "generator.")
+
+    def configure_model(self) -> None:
+        from ltx_train.parallelize import shard_stage
+        shard_stage(self, [self.generator, self.discriminators])   # trainer=fsdp: each network's blocks sharded; otherwise nothing
 
     def configure_optimizers(self):
         h = self.hparams

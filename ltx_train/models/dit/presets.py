@@ -7,6 +7,7 @@
 | small  | 16 x 1024 (16)        | 128      | 214 M   | single-GPU research runs |
 | 1b     | 20 x 2048 (16)        | 128      | 1.06 B  | the MFU benchmark size (head dim 128) |
 | ltx2b  | 28 x 2048 (32)        | 128      | 1.46 B  | LTX-Video v0.9 trunk (28 x 2048, 32 x 64 heads) |
+| 4b     | 40 x 3072 (24)        | 128      | 4.64 B  | the one-GPU ZeRO-3 + offload probe (experiments/deepspeed_one_gpu.md) |
 
 ``ltx2b`` has LTX-Video's depth, width and heads; LTX-Video's 1.9 B includes per-block cross-attention
 to T5 (4 D^2 per block) that this single-stream model replaces by joint self-attention, so ours is
@@ -36,6 +37,8 @@ PRESETS: dict[str, JointDiTConfig] = {
     "small": JointDiTConfig(video_channels=128, audio_channels=8, width=1024, depth=16, heads=16),
     "1b": JointDiTConfig(video_channels=128, audio_channels=8, width=2048, depth=20, heads=16),
     "ltx2b": JointDiTConfig(video_channels=128, audio_channels=8, width=2048, depth=28, heads=32),
+    # past what one H200 trains without sharding at batch 8 (experiments/deepspeed_one_gpu.md): 4.6 B
+    "4b": JointDiTConfig(video_channels=128, audio_channels=8, width=3072, depth=40, heads=24),
 }
 
 
