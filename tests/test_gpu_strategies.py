@@ -184,9 +184,9 @@ def test_deepspeed_refuses_bf16_weights_and_two_optimisers_before_training(cache
 def vae_stage(run: Path, stage: str, *extra: str) -> list[str]:
     import sys
     return [sys.executable, "-m", "ltx_train.train", f"experiment={stage}", "data=synthetic_live", "data.num_train=16",
-            "data.num_val=4", "data.batch_size=2", "trainer.devices=1", "trainer.enable_progress_bar=false",
+            "data.num_val=4", "data.batch_size=2", "trainer.devices=1", "callbacks=default", "trainer.enable_progress_bar=false",
             "trainer.log_every_n_steps=1", "trainer.limit_val_batches=1", "trainer.val_check_interval=4",
-            "model.warmup_steps=1", f"hydra.run.dir={run}", "logger=csv", *extra]
+            "model.warmup_steps=1", "model.lr=2e-4", f"hydra.run.dir={run}", "logger=csv", *extra]
 
 
 def train_losses(run: Path) -> list[float]:
