@@ -105,9 +105,8 @@ def shard_network(net: nn.Module, mesh, methods: tuple[str, ...] = ("encode", "d
     discriminators): every block held in a ``ModuleList`` is its own group (one all-gather each, innermost
     first), and so is each direct child (an encoder, a decoder): their outputs are tensors, on which FSDP
     hooks the backward (the VAEs' own outputs include a posterior object, which it cannot). The network
-    holds what is left. Containers themselves are never groups, since their
-    ``forward`` is never called; modules with no parameters of their own are skipped (weight norm's
-    parametrisations are sharded with their conv). The network's ``encode`` / ``decode`` entry points
+    holds what is left. Containers are never groups, since their ``forward`` is never called; modules
+    with no parameters of their own are skipped (weight norm's parametrisations go with their conv). The network's ``encode`` / ``decode`` entry points
     gather its own parameters as ``forward`` does (``register_fsdp_forward_method``)."""
     from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
 

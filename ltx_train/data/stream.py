@@ -31,7 +31,6 @@ folds the records of consumed batches into the state a checkpoint stores.
 from __future__ import annotations
 
 import itertools
-
 import random
 import warnings
 
