@@ -33,6 +33,15 @@ def run_ok(cmd: list[str]) -> subprocess.CompletedProcess:
     return done
 
 
+def logged(run: Path, key: str) -> list[float]:
+    """``key`` from a run's CSV logs, by step, over every version (a resumed run writes the next one)."""
+    from ltx_train.plot import read_metrics
+    by_step: dict[int, float] = {}
+    for f in sorted(run.glob("csv/version_*/metrics.csv")):
+        by_step.update(read_metrics(f).get(key, {}))
+    return [by_step[s] for s in sorted(by_step)]
+
+
 def ranks(run: Path, world: int) -> list[dict]:
     return [json.loads((run / f"rank{r}.json").read_text()) for r in range(world)]
 

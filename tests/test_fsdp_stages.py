@@ -5,7 +5,6 @@ vocoder (generator + discriminators, two optimisers) train under `trainer=fsdp_c
 checkpoint, and a resume on one process from it."""
 from __future__ import annotations
 
-import csv
 import shutil
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_ddp import run_ok
+from test_ddp import logged, run_ok
 
 STAGES = {   # each with its second optimiser in use from its first steps
     "vae": (["experiment=vae_tiny", "model.gan_weight=0.1", "model.gan_start_step=1",
@@ -28,13 +27,6 @@ def ltx_train(run: Path, shards: Path, *extra: str) -> list[str]:
             f"data.val_shards={shards}/val-*.tar", "data.batch_size=2", "trainer.enable_progress_bar=false",
             "trainer.limit_val_batches=2", "trainer.val_check_interval=2", "trainer.log_every_n_steps=1",
             f"hydra.run.dir={run}", "logger=csv", *extra]
-
-
-def last_metric(run: Path, key: str) -> float:
-    rows = [r for f in sorted(run.glob("csv/version_*/metrics.csv")) for r in csv.DictReader(open(f))]
-    values = [float(r[key]) for r in rows if r.get(key)]
-    assert values, f"{run}: no {key} logged"
-    return values[-1]
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
@@ -52,7 +44,7 @@ def test_a_pixel_stage_trains_under_fsdp_as_under_ddp(stage, synthetic_shards, t
         torch.testing.assert_close(v, b["state_dict"][k], rtol=1e-4, atol=1e-5, msg=k)
     assert len(a["optimizer_states"]) == len(b["optimizer_states"]) == (1 if stage == "audio_vae" else 2)
     # both ranks validated the same number of batches (else the gathers hang) on the same clips as DDP
-    assert last_metric(fsdp, metric) == pytest.approx(last_metric(ddp, metric), rel=1e-3)
+    assert logged(fsdp, metric)[-1] == pytest.approx(logged(ddp, metric)[-1], rel=1e-3)
 
     if stage == "vocoder":   # two optimisers and their schedules restored on one process
         run = tmp_path / "resumed"

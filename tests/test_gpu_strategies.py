@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_ddp import ltx_train, ranks, run_ok
+from test_ddp import logged, ltx_train, ranks, run_ok
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 TE = os.environ.get("LTX_TEXT_ENCODER")
@@ -189,12 +189,6 @@ def vae_stage(run: Path, stage: str, *extra: str) -> list[str]:
             "model.warmup_steps=1", "model.lr=2e-4", f"hydra.run.dir={run}", "logger=csv", *extra]
 
 
-def train_losses(run: Path) -> list[float]:
-    import csv
-    rows = [r for f in sorted(run.glob("csv/version_*/metrics.csv")) for r in csv.DictReader(open(f))]
-    return [float(r["train/loss"]) for r in rows if r.get("train/loss")]
-
-
 @pytest.mark.parametrize("stage", ["vae_tiny", "audio_vae_tiny"])
 def test_zero_trains_a_vae_stage_like_one_gpu_and_its_checkpoint_merges_and_resumes(stage, tmp_path):
     """The video VAE (without its GAN: one optimiser) and the audio VAE under ZeRO-2 and ZeRO-3: the
@@ -207,7 +201,7 @@ def test_zero_trains_a_vae_stage_like_one_gpu_and_its_checkpoint_merges_and_resu
     for strategy in ("deepspeed_zero2", "deepspeed_zero3"):
         run = tmp_path / strategy
         run_ok(vae_stage(run, stage, f"trainer={strategy}", "trainer.max_steps=4"))
-        torch.testing.assert_close(torch.tensor(train_losses(run)), torch.tensor(train_losses(ref)),
+        torch.testing.assert_close(torch.tensor(logged(run, "train/loss")), torch.tensor(logged(ref, "train/loss")),
                                    rtol=2e-2, atol=1e-3)
         last = run / "checkpoints" / "last.ckpt"
         assert is_zero_checkpoint(last)
@@ -217,4 +211,4 @@ def test_zero_trains_a_vae_stage_like_one_gpu_and_its_checkpoint_merges_and_resu
         for k, v in merged["state_dict"].items():
             torch.testing.assert_close(v.float(), other["state_dict"][k].float(), rtol=0, atol=5e-3, msg=k)
         run_ok(vae_stage(run, stage, f"trainer={strategy}", "trainer.max_steps=6", f"ckpt_path={last}"))
-        assert len(train_losses(run)) >= 6
+        assert len(logged(run, "train/loss")) >= 6
