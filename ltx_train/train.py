@@ -99,9 +99,10 @@ def _latent_kwargs(cfg: DictConfig, datamodule) -> dict:
 
 def _check_strategy(trainer: L.Trainer, module) -> None:
     """Refuse before training what a strategy cannot run, naming the stage, instead of Lightning's error
-    mid-setup: DeepSpeed steps one optimiser, so the GAN stages (manual optimisation) go to fsdp / ddp.
-    Under DDP a GAN stage's generator step leaves the discriminator's weights without gradients (and the
-    other way round), which DDP's reducer must be told to expect."""
+    mid-setup: DeepSpeed steps one optimiser, so a GAN stage runs under it with ``model.gan_update=
+    simultaneous`` (``modules/gan.py``) only. Under DDP a GAN stage's alternating steps leave the
+    discriminator's weights without gradients (and the other way round), which DDP's reducer must be told
+    to expect. A simultaneous GAN clips each network at ``model.grad_clip`` (DeepSpeed: both together)."""
     from lightning.pytorch.strategies import DDPStrategy
 
     from ltx_train.parallelize import is_deepspeed
@@ -109,8 +110,17 @@ def _check_strategy(trainer: L.Trainer, module) -> None:
         trainer.strategy._ddp_kwargs.setdefault("find_unused_parameters", True)   # Lightning's DDP kwargs
     if is_deepspeed(trainer) and not module.automatic_optimization:
         raise ConfigError(f"trainer=deepspeed_* steps one optimiser; {type(module).__name__} trains a generator and a "
-                          "GAN discriminator with two (manual optimisation): train it with trainer=fsdp (sharded "
-                          "like ZeRO-3) or trainer=ddp, or without the GAN (model.gan_weight=0 for the VAE)")
+                          "GAN discriminator with two (model.gan_update=alternating): set model.gan_update="
+                          "simultaneous (one optimiser, one backward per batch), or train it with trainer=fsdp / ddp")
+    if getattr(module, "simultaneous_gan", False):
+        if trainer.gradient_clip_val is not None:
+            raise ConfigError(f"{type(module).__name__} with model.gan_update=simultaneous clips each network at "
+                              f"model.grad_clip; set trainer.gradient_clip_val=null (got {trainer.gradient_clip_val})")
+        clip = module.hparams.get("grad_clip")
+        if is_deepspeed(trainer) and clip:
+            trainer.gradient_clip_val = float(clip)   # read into DeepSpeed's config at setup
+            print(f"[ltx-train] DeepSpeed clips the gradients of generator and discriminator together at "
+                  f"{float(clip)} (model.grad_clip)")
 
 
 def _fit(cfg: DictConfig, module, datamodule, callbacks: list, loggers: list, plain_cfg: dict,

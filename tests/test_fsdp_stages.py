@@ -1,5 +1,5 @@
 """FSDP2 for the pixel stages on CPU: the video VAE (with its GAN discriminator), the audio VAE and the
-vocoder (generator + discriminators, two optimisers) train under `trainer=fsdp_cpu` (two gloo processes,
+vocoder (generator + discriminators, two optimisers, or one with ``gan_update=simultaneous``) train under `trainer=fsdp_cpu` (two gloo processes,
 `parallelize.shard_stage`) as they do under data parallel: the same weights, the same validation scores
 (every rank runs the same number of val batches, or the sharded forward would hang), one full
 checkpoint, and a resume on one process from it."""
@@ -19,6 +19,9 @@ STAGES = {   # each with its second optimiser in use from its first steps
              "trainer.gradient_clip_val=null"], 6, "val/psnr"),
     "audio_vae": (["experiment=audio_vae_tiny"], 4, "val/mel_l1"),
     "vocoder": (["experiment=vocoder_tiny", "model.disc_start_step=1"], 6, "val/mel_l1"),
+    # one optimiser, one backward: the discriminators frozen for the generator's loss under FSDP2 too
+    "vocoder_simultaneous": (["experiment=vocoder_tiny", "model.disc_start_step=1", "model.gan_update=simultaneous"],
+                             4, "val/mel_l1"),
 }
 
 
@@ -41,8 +44,9 @@ def test_a_pixel_stage_trains_under_fsdp_as_under_ddp(stage, synthetic_shards, t
     assert set(a["state_dict"]) == set(b["state_dict"]) and a["state_dict"]
     for k, v in a["state_dict"].items():       # one full file, gathered: plain tensors, DDP's values
         assert not hasattr(v, "full_tensor") and v.shape == b["state_dict"][k].shape, k
-        torch.testing.assert_close(v, b["state_dict"][k], rtol=1e-4, atol=1e-5, msg=k)
-    assert len(a["optimizer_states"]) == len(b["optimizer_states"]) == (1 if stage == "audio_vae" else 2)
+        # atol 5e-5: Adam steps of ~lr (1e-3) turn reduction-order rounding into up to 1.2e-5 (measured, the VAE)
+        torch.testing.assert_close(v, b["state_dict"][k], rtol=1e-4, atol=5e-5, msg=k)
+    assert len(a["optimizer_states"]) == len(b["optimizer_states"]) == (2 if stage in ("vae", "vocoder") else 1)
     # both ranks validated the same number of batches (else the gathers hang) on the same clips as DDP
     assert logged(fsdp, metric)[-1] == pytest.approx(logged(ddp, metric)[-1], rel=1e-3)
 

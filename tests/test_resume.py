@@ -24,6 +24,10 @@ STAGES = {  # experiment, overrides, global steps, checkpoint to resume from
     # two optimisers from the first batch (2 global steps per batch), GAN losses included
     "vocoder": ("vocoder_tiny", ["trainer.val_check_interval=2", "model.disc_start_step=0", "model.segment_frames=8"],
                 8, "step000004.ckpt"),
+    # one optimiser over G and D (gan_update=simultaneous), resumed before the discriminators start
+    "vocoder_simultaneous": ("vocoder_tiny", ["trainer.val_check_interval=2", "model.disc_start_step=3",
+                                              "model.segment_frames=8", "model.gan_update=simultaneous"],
+                             6, "step000002.ckpt"),
     "vae_gan": ("vae_tiny", ["trainer.val_check_interval=2", "model.gan_weight=0.1", "model.gan_start_step=1",
                              "+model.disc_channels=8", "+model.disc_layers=2", "trainer.gradient_clip_val=null",
                              "callbacks.model_checkpoint.every_n_train_steps=1"],

@@ -106,8 +106,9 @@ def annotate(scene: Scene, cfg: SynthConfig, times: np.ndarray, pos: np.ndarray,
     }
 
 
-def render_clip(seed: int, cfg: SynthConfig | None = None) -> Clip:
-    """Render one clip; the same (seed, cfg) always gives identical frames, audio and annotations."""
+def render_clip(seed: int, cfg: SynthConfig | None = None, noise_seed: int | None = None) -> Clip:
+    """Render one clip; the same (seed, cfg) always gives identical frames, audio and annotations.
+    ``noise_seed``: the same clip over another realisation of its room noise (``render_audio``)."""
     cfg = cfg or SynthConfig()
     scene = sample_scene(seed, cfg)
     times = np.arange(cfg.num_frames) / cfg.fps
@@ -117,5 +118,5 @@ def render_clip(seed: int, cfg: SynthConfig | None = None) -> Clip:
     contacts = sorted(({**c, "object": i} for i, tr in enumerate(scene.trajectories) for c in tr.contacts),
                       key=lambda c: (c["time"], c["object"]))
     frames = render_frames(scene, times, pos, cfg.width, cfg.height)
-    audio = render_audio(contacts, scene.objects, cfg.num_samples, cfg.sample_rate, seed, cfg.ambience_db)
+    audio = render_audio(contacts, scene.objects, cfg.num_samples, cfg.sample_rate, seed, cfg.ambience_db, noise_seed)
     return Clip(seed, frames, audio, annotate(scene, cfg, times, pos, vel, contacts), caption(scene, contacts))

@@ -74,13 +74,18 @@ def ambience(num_samples: int, sample_rate: int, level_db: float, rng: np.random
 
 
 def render_audio(contacts: list[dict], objects: list, num_samples: int, sample_rate: int, seed: int,
-                 ambience_db: float = -45.0) -> np.ndarray:
+                 ambience_db: float = -45.0, noise_seed: int | None = None) -> np.ndarray:
     """Mix the impact of every contact into ambience; (S,) float32 in [-PEAK, PEAK].
 
     contacts: dicts with ``time`` (s), ``object`` (index into objects), ``speed`` (world units/s).
+    ``noise_seed``: the same impacts over another realisation of the same room noise (what a vocoder
+    that gets the noise's spectrum right but not its samples would give; scripts/vocoder_floor.py).
     """
     rng = np.random.default_rng([seed, 2])
     track = ambience(num_samples, sample_rate, ambience_db, rng).astype(np.float64)
+    if noise_seed is not None:   # (rng has drawn the default noise above: the impacts stay the same)
+        track = ambience(num_samples, sample_rate, ambience_db, np.random.default_rng([seed, 2, noise_seed]))
+        track = track.astype(np.float64)
     for c in contacts:
         obj = objects[c["object"]]
         n0 = int(np.ceil(c["time"] * sample_rate))

@@ -14,16 +14,20 @@ class ProgressLines(L.Callback):
     def __init__(self, every_n_steps: int = 50):
         self.every = every_n_steps
         self._t0: float | None = None
-        self._step0 = 0
+        self._step0 = self._printed = 0
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._t0, self._step0 = time.monotonic(), trainer.global_step
+        self._printed = trainer.global_step // max(self.every, 1)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
+        # a line each time the step passes a multiple of ``every`` (a GAN's two optimisers step by 2, so
+        # the step need not land on the multiple itself)
         if (self.every <= 0 or trainer.progress_bar_callback is not None or not trainer.is_global_zero
-                or step == 0 or step % self.every or self._t0 is None):
+                or step // self.every <= self._printed or self._t0 is None):
             return
+        self._printed = step // self.every
         rate = (step - self._step0) / max(time.monotonic() - self._t0, 1e-9)
         total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
         loss = trainer.callback_metrics.get("train/loss")

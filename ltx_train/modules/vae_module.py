@@ -1,10 +1,14 @@
 """LightningModule that trains the video VAE: L1 + (1 - SSIM) + KL, optional hinge patch-GAN.
 
 Optimisation is automatic (one AdamW, Lightning handles clipping / accumulation / precision) unless
-``gan_weight > 0``; then it is manual with a generator and a discriminator optimiser. In GAN mode:
-- the trainer must not clip (``trainer.gradient_clip_val=null``); ``grad_clip`` here clips instead;
-- Lightning's ``trainer.global_step`` counts both optimisers' steps, so ``trainer.max_steps`` counts
-  two per batch once the GAN is on; ``gan_start_step`` and the LR schedule count generator steps.
+``gan_weight > 0``; then ``gan_update`` (``modules/gan.py``) picks how G and D update:
+``alternating`` (default) is manual optimisation with a generator and a discriminator optimiser,
+``simultaneous`` one optimiser and one backward per batch (the update DeepSpeed can run). In GAN mode:
+- the trainer must not clip (``trainer.gradient_clip_val=null``); ``grad_clip`` here clips each
+  network on its own instead (under DeepSpeed: DeepSpeed's clip of both together);
+- alternating: Lightning's ``trainer.global_step`` counts both optimisers' steps, so ``trainer.max_steps``
+  counts two per batch once the GAN is on; simultaneous: one per batch. ``gan_start_step`` and the LR
+  schedule count generator steps in both.
 
 Clips whose frame count is not 1 + tc*k are cropped to their first 1 + tc*k frames, and frames whose
 size is not a multiple of the spatial compression are centre-cropped (``crop_to_valid``).
@@ -24,8 +28,10 @@ from ltx_train.config import to_dataclass
 from ltx_train.models.vae import VideoVAE, VideoVAEConfig, crop_to_valid, preset
 from ltx_train.models.vae.discriminator import (PatchDiscriminator3d, PatchDiscriminatorConfig,
                                                 hinge_d_loss, hinge_g_loss)
+from ltx_train.modules.gan import check_gan_update, clip_networks, discriminator_runs_idle, frozen, joint_optimizer
 from ltx_train.modules.hparams import save_plain_hyperparameters
-from ltx_train.modules.optim import DeviceGradClipping, build_optimizer, clip_grad_norm, lightning_scheduler, warmup_cosine
+from ltx_train.modules.optim import (DeviceGradClipping, build_optimizer, clip_grad_norm, lightning_scheduler, warmup_cosine,
+                                     warmup_cosine_factor)
 
 
 def resolve_vae_config(vae: str | Mapping | VideoVAEConfig) -> VideoVAEConfig:
@@ -53,15 +59,17 @@ class VAEModule(DeviceGradClipping, L.LightningModule):
                  warmup_steps: int = 50, total_steps: int = 10_000, min_lr_ratio: float = 0.1,
                  l1_weight: float = 1.0, ssim_weight: float = 0.5, kl_weight: float = 1e-6,
                  gan_weight: float = 0.0, gan_start_step: int = 2000, disc_lr: float | None = None,
-                 disc_channels: int = 32, disc_layers: int = 3, grad_clip: float = 1.0,
-                 sample_posterior: bool = True, val_max_videos: int = 4):
+                 disc_channels: int = 32, disc_layers: int = 3, grad_clip: float | None = 1.0,
+                 sample_posterior: bool = True, val_max_videos: int = 4, gan_update: str = "alternating"):
         super().__init__()
+        check_gan_update(gan_update)
         vae = resolve_vae_config(vae).to_dict()  # hparams hold a plain dict: YAML- and checkpoint-safe
         betas = [float(b) for b in betas]
         save_plain_hyperparameters(self)  # plain containers: the checkpoint loads with weights_only=True
         self.vae = VideoVAE(VideoVAEConfig.from_dict(vae))
         self.use_gan = gan_weight > 0
-        self.automatic_optimization = not self.use_gan
+        self.automatic_optimization = not self.use_gan or gan_update == "simultaneous"
+        self.simultaneous_gan = self.use_gan and gan_update == "simultaneous"   # one optimiser over G and D
         self.disc = None
         if self.use_gan:
             self.disc = PatchDiscriminator3d(PatchDiscriminatorConfig(channels=disc_channels, layers=disc_layers))
@@ -103,7 +111,36 @@ class VAEModule(DeviceGradClipping, L.LightningModule):
             self.generator_steps += 1
             self._log_train(losses, batch, x.shape[0])
             return losses["loss"]
+        if self.automatic_optimization:
+            return self._simultaneous_gan_step(x, recon, losses, batch)
         return self._gan_step(x, recon, losses, batch)
+
+    def _simultaneous_gan_step(self, x: torch.Tensor, recon: torch.Tensor, losses: dict, batch) -> torch.Tensor:
+        """One loss for one backward: the VAE's loss through a frozen discriminator + the discriminator's loss
+        on the detached reconstruction. Before ``gan_start_step`` (its learning rate 0) the discriminator runs
+        only where a reducer needs its gradients, at weight 0."""
+        hp = self.hparams
+        gan_on = int(self.generator_steps) >= hp.gan_start_step
+        d_loss = None
+        if gan_on or discriminator_runs_idle(self):
+            d_loss = hinge_d_loss(self.disc(x), self.disc(recon.detach()))
+        loss = losses["loss"]
+        if gan_on:
+            with frozen(self.disc):
+                g_adv = hinge_g_loss(self.disc(recon))
+            loss = loss + hp.gan_weight * g_adv
+            losses["gan_g"], losses["gan_d"] = g_adv.detach(), d_loss.detach()
+        self.generator_steps += 1
+        losses["loss"] = loss.detach()
+        self._log_train(losses, batch, x.shape[0])
+        return loss if d_loss is None else loss + (1.0 if gan_on else 0.0) * d_loss
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        if self.use_gan:   # simultaneous GAN: each network clipped on its own, as the two optimisers are
+            if self.hparams.grad_clip:
+                clip_networks(self, optimizer, [self.vae, self.disc], self.hparams.grad_clip)
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def _gan_step(self, x: torch.Tensor, recon: torch.Tensor, losses: dict, batch) -> torch.Tensor:
         hp = self.hparams
@@ -138,7 +175,7 @@ class VAEModule(DeviceGradClipping, L.LightningModule):
     def on_before_optimizer_step(self, optimizer) -> None:
         # manual (GAN) mode clips here: Lightning calls this hook after callbacks' (NonFiniteGuard) and
         # before optimizer.step(); in automatic mode the trainer clips (trainer.gradient_clip_val)
-        if self.use_gan and self.hparams.grad_clip:
+        if self.use_gan and not self.automatic_optimization and self.hparams.grad_clip:
             clip_grad_norm(self, optimizer, self.hparams.grad_clip)
 
     def on_validation_epoch_start(self) -> None:
@@ -175,11 +212,19 @@ class VAEModule(DeviceGradClipping, L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
+        d_steps = max(1, hp.total_steps - hp.gan_start_step)
+        if self.use_gan and self.automatic_optimization:   # simultaneous: D's groups idle before gan_start_step
+            start = hp.gan_start_step
+            opt, sched = joint_optimizer(
+                self.vae, self.disc, hp.lr, hp.disc_lr or hp.lr, hp.weight_decay, tuple(hp.betas),
+                lambda s: warmup_cosine_factor(s, hp.warmup_steps, hp.total_steps, hp.min_lr_ratio),
+                lambda s: 0.0 if s < start else warmup_cosine_factor(s - start, hp.warmup_steps, d_steps,
+                                                                     hp.min_lr_ratio))
+            return {"optimizer": opt, "lr_scheduler": lightning_scheduler(sched, "lr/vae")}
         opt_g = build_optimizer(self.vae, hp.lr, hp.weight_decay, hp.betas)
         sched_g = lightning_scheduler(warmup_cosine(opt_g, hp.warmup_steps, hp.total_steps, hp.min_lr_ratio), "lr/vae")
         if not self.use_gan:
             return {"optimizer": opt_g, "lr_scheduler": sched_g}
         opt_d = build_optimizer(self.disc, hp.disc_lr or hp.lr, hp.weight_decay, hp.betas)
-        d_steps = max(1, hp.total_steps - hp.gan_start_step)
         sched_d = lightning_scheduler(warmup_cosine(opt_d, hp.warmup_steps, d_steps, hp.min_lr_ratio), "lr/disc")
         return [opt_g, opt_d], [sched_g, sched_d]

@@ -10,9 +10,13 @@ discriminators something plausible to judge). Every term is per clip and average
 decay do not move the weights); under DDP it gives zero losses, still connected to the graph, so all
 ranks run the same backward.
 
-Manual optimisation clips gradients itself (``grad_clip``): set ``trainer.gradient_clip_val=null``.
-Lightning's ``trainer.max_steps`` counts steps of both optimisers (2 per batch once the discriminators
-train); ``disc_start_step`` and ``total_steps`` here count generator updates (``gen_steps``).
+``gan_update`` (``modules/gan.py``): ``alternating`` (default) is manual optimisation, a D step then a
+G step with two optimisers; ``simultaneous`` is one optimiser and one backward per batch (the update
+DeepSpeed can run). Either way the module clips each network's gradients to ``grad_clip`` itself:
+set ``trainer.gradient_clip_val=null`` (under DeepSpeed it is DeepSpeed's clip of both together).
+In alternating mode Lightning's ``trainer.max_steps`` counts steps of both optimisers (2 per batch
+once the discriminators train), in simultaneous mode one per batch; ``disc_start_step`` and
+``total_steps`` here count generator updates (``gen_steps``) in both.
 """
 from __future__ import annotations
 
@@ -28,8 +32,9 @@ from ltx_train.models.audio.discriminators import (Discriminators, discriminator
                                                    generator_adversarial_loss)
 from ltx_train.models.audio.presets import discriminator_config, vocoder_config
 from ltx_train.models.audio.vocoder import HiFiGAN
+from ltx_train.modules.gan import check_gan_update, clip_networks, discriminator_runs_idle, frozen, joint_optimizer
 from ltx_train.modules.hparams import save_plain_hyperparameters
-from ltx_train.modules.optim import build_optimizer, clip_grad_norm, warmup_cosine
+from ltx_train.modules.optim import build_optimizer, clip_grad_norm, lightning_scheduler, warmup_cosine, warmup_cosine_factor
 
 
 def random_segments(mel: torch.Tensor, audio: torch.Tensor, frames: int, hop: int,
@@ -53,12 +58,15 @@ class VocoderModule(L.LightningModule):
                  segment_frames: int = 32, lr: float = 2e-4, betas: tuple[float, float] = (0.8, 0.99),
                  weight_decay: float = 0.01, warmup_steps: int = 0, total_steps: int = 100_000,
                  min_lr_ratio: float = 0.1, mel_weight: float = 45.0, fm_weight: float = 2.0,
-                 adv_weight: float = 1.0, disc_start_step: int = 0, grad_clip: float | None = None):
+                 adv_weight: float = 1.0, disc_start_step: int = 0, grad_clip: float | None = None,
+                 gan_update: str = "alternating"):
         """``generator`` / ``discriminator``: overrides of the preset's configs; ``mel``: ``MelConfig`` fields
-        (must match the data's mel); ``segment_frames``: mel frames per training window."""
+        (must match the data's mel); ``segment_frames``: mel frames per training window; ``gan_update``:
+        ``alternating`` or ``simultaneous`` (module docstring)."""
         super().__init__()
         save_plain_hyperparameters(self)  # plain containers: the checkpoint loads with weights_only=True
-        self.automatic_optimization = False
+        self.automatic_optimization = check_gan_update(gan_update) == "simultaneous"
+        self.simultaneous_gan = self.automatic_optimization   # one optimiser over G and D (modules/gan.py)
         self.mel = LogMel(to_dataclass(MelConfig, mel or {}, path="mel"))
         self.generator = HiFiGAN(vocoder_config(preset, **(generator or {})))
         self.discriminators = Discriminators(discriminator_config(preset, **(discriminator or {})))
@@ -79,8 +87,9 @@ class VocoderModule(L.LightningModule):
         opt.step()  # clipped in on_before_optimizer_step, after the non-finite guard saw the raw norm
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        # Lightning calls this after the callbacks' hook (NonFiniteGuard) and before optimizer.step()
-        if self.hparams.grad_clip:
+        # Lightning calls this after the callbacks' hook (NonFiniteGuard) and before optimizer.step();
+        # in simultaneous (automatic) mode configure_gradient_clipping clips instead
+        if not self.automatic_optimization and self.hparams.grad_clip:
             clip_grad_norm(self, optimizer, self.hparams.grad_clip)
 
     def discriminator_step_loss(self, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -105,16 +114,22 @@ class VocoderModule(L.LightningModule):
         out["loss"] = loss
         return out
 
-    def training_step(self, batch: dict, batch_idx: int) -> None:
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
         h = self.hparams
         mask = batch["audio_mask"].bool()
         if not mask.any() and getattr(self._trainer, "world_size", 1) == 1:
-            return  # nothing to learn; under DDP every rank must still run the same backward, below
-        opt_g, opt_d = self.optimizers()
-        sched_g, sched_d = self.lr_schedulers()
+            return None  # nothing to learn; under DDP every rank must still run the same backward, below
         mel_seg, real = random_segments(batch["mel"], batch["audio"], h.segment_frames, self.mel.cfg.hop_length)
         fake = self.generator(mel_seg)
         use_gan = int(self.gen_steps) >= h.disc_start_step
+        if self.automatic_optimization:
+            return self._simultaneous_step(real, fake, mask, use_gan)
+        self._alternating_step(real, fake, mask, use_gan)
+        return None
+
+    def _alternating_step(self, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor, use_gan: bool) -> None:
+        opt_g, opt_d = self.optimizers()
+        sched_g, sched_d = self.lr_schedulers()
         n = mask.shape[0]
         if use_gan:
             with self.toggled_optimizer(opt_d):
@@ -128,6 +143,37 @@ class VocoderModule(L.LightningModule):
         sched_g.step()
         self.gen_steps += 1
         self.log_dict({f"train/{k}": v for k, v in out.items()}, prog_bar=True, batch_size=n)
+
+    def _simultaneous_step(self, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor,
+                           use_gan: bool) -> torch.Tensor:
+        """One loss for one backward: G's loss through frozen discriminators + D's loss on the detached fake.
+        Before ``disc_start_step`` (D's learning rate 0) D runs only where a reducer needs its gradients, at weight 0."""
+        h = self.hparams
+        d_loss = None
+        if use_gan or discriminator_runs_idle(self):
+            real_logits, real_feats = self.discriminators(real)
+            fake_logits_d, _ = self.discriminators(fake.detach())
+            d_loss = masked_mean(discriminator_loss(real_logits, fake_logits_d), mask)
+        out = {"mel_l1": masked_mean(mel_l1(self.mel(fake), self.mel(real)), mask)}
+        g_loss = h.mel_weight * out["mel_l1"]
+        if use_gan:
+            with frozen(self.discriminators):
+                fake_logits, fake_feats = self.discriminators(fake)
+            out["g_adv"] = masked_mean(generator_adversarial_loss(fake_logits), mask)
+            out["fm"] = masked_mean(feature_matching_loss(real_feats, fake_feats), mask)  # real side detached
+            g_loss = g_loss + h.adv_weight * out["g_adv"] + h.fm_weight * out["fm"]
+        out["loss"] = g_loss
+        n = mask.shape[0]
+        if use_gan:
+            self.log("train/d_loss", d_loss, batch_size=n)
+        self.gen_steps += 1
+        self.log_dict({f"train/{k}": v for k, v in out.items()}, prog_bar=True, batch_size=n)
+        return g_loss if d_loss is None else g_loss + (1.0 if use_gan else 0.0) * d_loss
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        # simultaneous mode: each network clipped on its own, as the two optimisers of alternating mode are
+        if self.hparams.grad_clip:
+            clip_networks(self, optimizer, [self.generator, self.discriminators], self.hparams.grad_clip)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         mask = batch["audio_mask"].bool()
@@ -149,6 +195,14 @@ class VocoderModule(L.LightningModule):
 
     def configure_optimizers(self):
         h = self.hparams
+        if self.automatic_optimization:   # simultaneous: one optimiser, D's groups idle before disc_start_step
+            start = h.disc_start_step
+            opt, sched = joint_optimizer(
+                self.generator, self.discriminators, h.lr, h.lr, h.weight_decay, tuple(h.betas),
+                lambda s: warmup_cosine_factor(s, h.warmup_steps, h.total_steps, h.min_lr_ratio),
+                lambda s: 0.0 if s < start else warmup_cosine_factor(s - start, h.warmup_steps, h.total_steps,
+                                                                     h.min_lr_ratio))
+            return {"optimizer": opt, "lr_scheduler": lightning_scheduler(sched, "lr/vocoder")}
         opts = [build_optimizer(m, lr=h.lr, weight_decay=h.weight_decay, betas=tuple(h.betas))
                 for m in (self.generator, self.discriminators)]
         # stepped by hand in training_step, once per generator update (and per discriminator update)
