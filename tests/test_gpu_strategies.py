@@ -6,7 +6,9 @@ DeepSpeed ZeRO: `trainer=deepspeed_zero2`,
 `deepspeed_zero3` and `deepspeed_zero3_offload` train the tiny DiT from a latent cache as DDP on the
 same GPU does, write a checkpoint directory that merges into one file (weights, EMA and Adam moments equal to
 the one-GPU run's), exports, and resumes at its step under DeepSpeed and under `trainer=gpu`; a LoRA
-finetune trains under ZeRO-3 and exports its adapter.
+finetune trains under ZeRO-3 and exports its adapter; the pixel stages (the video VAE with and without its
+GAN, the audio VAE, the vocoder; the GAN stages with `gan_update=simultaneous`) train under ZeRO-2/3 as
+under `trainer=gpu`, merge and resume.
 
     LTX_TEXT_ENCODER=<MiniLM folder> python -m pytest -q -m gpu tests/test_gpu_strategies.py
 
