@@ -20,14 +20,14 @@ gradient every step (no unused-parameter bookkeeping for the reducers).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from ltx_train.config import ConfigError
-from ltx_train.modules.optim import build_optimizer, clip_grad_norm, param_groups, total_grad_norm
+from ltx_train.modules.optim import build_optimizer, clip_grad_norm, param_groups, total_grad_norm, warmup_cosine_factor
 
 GAN_UPDATES = ("alternating", "simultaneous")
 
@@ -60,14 +60,23 @@ def discriminator_runs_idle(module) -> bool:
 
 
 def joint_optimizer(generator: nn.Module, discriminator: nn.Module, lr: float, disc_lr: float,
-                    weight_decay: float, betas: tuple[float, float], g_factor: Callable[[int], float],
-                    d_factor: Callable[[int], float]) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+                    weight_decay: float, betas: tuple[float, float], warmup_steps: int, total_steps: int,
+                    min_lr_ratio: float, disc_start: int,
+                    disc_total_steps: int) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
     """One AdamW over both networks (each split by ``param_groups``; the discriminator's groups at
-    ``disc_lr``) and one LambdaLR stepped per batch, with ``g_factor`` / ``d_factor`` (step -> LR
-    multiplier) for the generator's / the discriminator's groups."""
+    ``disc_lr``) and one LambdaLR stepped per batch: warm-up + cosine over ``total_steps`` for the
+    generator's groups; 0 before ``disc_start`` for the discriminator's, then its own warm-up + cosine
+    over ``disc_total_steps`` (as its own optimiser would count its steps)."""
     g_groups = [{**g, "lr": lr} for g in param_groups(generator, weight_decay)]
     d_groups = [{**g, "lr": disc_lr} for g in param_groups(discriminator, weight_decay)]
     opt = build_optimizer(g_groups + d_groups, lr=lr, weight_decay=weight_decay, betas=betas)
+
+    def g_factor(step: int) -> float:
+        return warmup_cosine_factor(step, warmup_steps, total_steps, min_lr_ratio)
+
+    def d_factor(step: int) -> float:
+        return 0.0 if step < disc_start else warmup_cosine_factor(step - disc_start, warmup_steps,
+                                                                  disc_total_steps, min_lr_ratio)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, [g_factor] * len(g_groups) + [d_factor] * len(d_groups))
     return opt, sched
 

@@ -30,8 +30,7 @@ from ltx_train.models.vae.discriminator import (PatchDiscriminator3d, PatchDiscr
                                                 hinge_d_loss, hinge_g_loss)
 from ltx_train.modules.gan import check_gan_update, clip_networks, discriminator_runs_idle, frozen, joint_optimizer
 from ltx_train.modules.hparams import save_plain_hyperparameters
-from ltx_train.modules.optim import (DeviceGradClipping, build_optimizer, clip_grad_norm, lightning_scheduler, warmup_cosine,
-                                     warmup_cosine_factor)
+from ltx_train.modules.optim import DeviceGradClipping, build_optimizer, clip_grad_norm, lightning_scheduler, warmup_cosine
 
 
 def resolve_vae_config(vae: str | Mapping | VideoVAEConfig) -> VideoVAEConfig:
@@ -214,12 +213,9 @@ class VAEModule(DeviceGradClipping, L.LightningModule):
         hp = self.hparams
         d_steps = max(1, hp.total_steps - hp.gan_start_step)
         if self.use_gan and self.automatic_optimization:   # simultaneous: D's groups idle before gan_start_step
-            start = hp.gan_start_step
-            opt, sched = joint_optimizer(
-                self.vae, self.disc, hp.lr, hp.disc_lr or hp.lr, hp.weight_decay, tuple(hp.betas),
-                lambda s: warmup_cosine_factor(s, hp.warmup_steps, hp.total_steps, hp.min_lr_ratio),
-                lambda s: 0.0 if s < start else warmup_cosine_factor(s - start, hp.warmup_steps, d_steps,
-                                                                     hp.min_lr_ratio))
+            opt, sched = joint_optimizer(self.vae, self.disc, hp.lr, hp.disc_lr or hp.lr, hp.weight_decay,
+                                         tuple(hp.betas), hp.warmup_steps, hp.total_steps, hp.min_lr_ratio,
+                                         disc_start=hp.gan_start_step, disc_total_steps=d_steps)
             return {"optimizer": opt, "lr_scheduler": lightning_scheduler(sched, "lr/vae")}
         opt_g = build_optimizer(self.vae, hp.lr, hp.weight_decay, hp.betas)
         sched_g = lightning_scheduler(warmup_cosine(opt_g, hp.warmup_steps, hp.total_steps, hp.min_lr_ratio), "lr/vae")

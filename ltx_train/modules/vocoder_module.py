@@ -34,7 +34,7 @@ from ltx_train.models.audio.presets import discriminator_config, vocoder_config
 from ltx_train.models.audio.vocoder import HiFiGAN
 from ltx_train.modules.gan import check_gan_update, clip_networks, discriminator_runs_idle, frozen, joint_optimizer
 from ltx_train.modules.hparams import save_plain_hyperparameters
-from ltx_train.modules.optim import build_optimizer, clip_grad_norm, lightning_scheduler, warmup_cosine, warmup_cosine_factor
+from ltx_train.modules.optim import build_optimizer, clip_grad_norm, lightning_scheduler, warmup_cosine
 
 
 def random_segments(mel: torch.Tensor, audio: torch.Tensor, frames: int, hop: int,
@@ -99,14 +99,16 @@ class VocoderModule(L.LightningModule):
         return masked_mean(discriminator_loss(real_logits, fake_logits), mask)
 
     def generator_step_losses(self, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor,
-                              use_gan: bool) -> dict[str, torch.Tensor]:
-        """{"mel_l1", ["g_adv", "fm"], "loss"}: each averaged over clips with audio; waves (B, S)."""
+                              use_gan: bool, real_feats: list | None = None) -> dict[str, torch.Tensor]:
+        """{"mel_l1", ["g_adv", "fm"], "loss"}: each averaged over clips with audio; waves (B, S).
+        ``real_feats``: the discriminators' features of ``real`` when already computed (used detached)."""
         h = self.hparams
         out = {"mel_l1": masked_mean(mel_l1(self.mel(fake), self.mel(real)), mask)}
         loss = h.mel_weight * out["mel_l1"]
         if use_gan:
-            with torch.no_grad():
-                _, real_feats = self.discriminators(real)
+            if real_feats is None:
+                with torch.no_grad():
+                    _, real_feats = self.discriminators(real)
             fake_logits, fake_feats = self.discriminators(fake)
             out["g_adv"] = masked_mean(generator_adversarial_loss(fake_logits), mask)
             out["fm"] = masked_mean(feature_matching_loss(real_feats, fake_feats), mask)
@@ -148,21 +150,14 @@ class VocoderModule(L.LightningModule):
                            use_gan: bool) -> torch.Tensor:
         """One loss for one backward: G's loss through frozen discriminators + D's loss on the detached fake.
         Before ``disc_start_step`` (D's learning rate 0) D runs only where a reducer needs its gradients, at weight 0."""
-        h = self.hparams
-        d_loss = None
+        d_loss, real_feats = None, None
         if use_gan or discriminator_runs_idle(self):
             real_logits, real_feats = self.discriminators(real)
             fake_logits_d, _ = self.discriminators(fake.detach())
             d_loss = masked_mean(discriminator_loss(real_logits, fake_logits_d), mask)
-        out = {"mel_l1": masked_mean(mel_l1(self.mel(fake), self.mel(real)), mask)}
-        g_loss = h.mel_weight * out["mel_l1"]
-        if use_gan:
-            with frozen(self.discriminators):
-                fake_logits, fake_feats = self.discriminators(fake)
-            out["g_adv"] = masked_mean(generator_adversarial_loss(fake_logits), mask)
-            out["fm"] = masked_mean(feature_matching_loss(real_feats, fake_feats), mask)  # real side detached
-            g_loss = g_loss + h.adv_weight * out["g_adv"] + h.fm_weight * out["fm"]
-        out["loss"] = g_loss
+        with frozen(self.discriminators):
+            out = self.generator_step_losses(real, fake, mask, use_gan, real_feats)
+        g_loss = out["loss"]
         n = mask.shape[0]
         if use_gan:
             self.log("train/d_loss", d_loss, batch_size=n)
@@ -196,12 +191,9 @@ class VocoderModule(L.LightningModule):
     def configure_optimizers(self):
         h = self.hparams
         if self.automatic_optimization:   # simultaneous: one optimiser, D's groups idle before disc_start_step
-            start = h.disc_start_step
-            opt, sched = joint_optimizer(
-                self.generator, self.discriminators, h.lr, h.lr, h.weight_decay, tuple(h.betas),
-                lambda s: warmup_cosine_factor(s, h.warmup_steps, h.total_steps, h.min_lr_ratio),
-                lambda s: 0.0 if s < start else warmup_cosine_factor(s - start, h.warmup_steps, h.total_steps,
-                                                                     h.min_lr_ratio))
+            opt, sched = joint_optimizer(self.generator, self.discriminators, h.lr, h.lr, h.weight_decay,
+                                         tuple(h.betas), h.warmup_steps, h.total_steps, h.min_lr_ratio,
+                                         disc_start=h.disc_start_step, disc_total_steps=h.total_steps)
             return {"optimizer": opt, "lr_scheduler": lightning_scheduler(sched, "lr/vocoder")}
         opts = [build_optimizer(m, lr=h.lr, weight_decay=h.weight_decay, betas=tuple(h.betas))
                 for m in (self.generator, self.discriminators)]
