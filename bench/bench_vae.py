@@ -1,22 +1,26 @@
 """Video VAE throughput: encode, decode, encode+decode and (optionally) training steps per second.
 
     python bench/bench_vae.py --preset tiny --device cpu --batch 4 --frames 25 --size 64 --train
-    python bench/bench_vae.py --preset ltx --device cuda --dtype bf16 --batch 1 --frames 65 --size 256 --diffusers
+    python bench/bench_vae.py --preset ltx --device cuda --dtype bf16 --batch 1 --frames 49 --height 512 \
+        --width 768 --diffusers --tiled
 
 ``--diffusers`` also times diffusers' ``AutoencoderKLLTXVideo`` (default LTX-Video config, random
 weights) on the same input in the same process; skipped with a message when diffusers is missing.
-Prints one JSON line per measurement.
+``--tiled`` adds tiled decode (ours: ``tiled_decode`` with the default ``TileConfig``; diffusers':
+``enable_tiling()`` at its defaults). Prints one JSON line per measurement, with the peak GPU memory of
+that measurement on CUDA.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from collections.abc import Callable
 
 import torch
 
-from ltx_train.models.vae import VideoVAE, preset
+from ltx_train.models.vae import TileConfig, VideoVAE, preset, tiled_decode
 from ltx_train.modules.vae_module import VAEModule
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -39,14 +43,28 @@ def timed(fn: Callable[[], object], device: torch.device, warmup: int, iters: in
     return sorted(times)[len(times) // 2]
 
 
-def report(name: str, seconds: float, args, **extra) -> None:
+def measure(fn: Callable[[], object], device: torch.device, args) -> tuple[float, float | None]:
+    """(median seconds, peak GiB allocated during the timed calls; None off CUDA)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
+    t = timed(fn, device, args.warmup, args.iters)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    return t, peak
+
+
+def report(name: str, measured: tuple[float, float | None], args, **extra) -> None:
+    seconds, peak = measured
     clips = args.batch / seconds
+    mem = {} if peak is None else {"peak_gib": round(peak, 2)}
     print(json.dumps({"bench": name, "seconds": round(seconds, 5), "clips_per_s": round(clips, 3),
                       "frames_per_s": round(clips * args.frames, 1), "batch": args.batch, "frames": args.frames,
-                      "size": args.size, "device": args.device, "dtype": args.dtype, **extra}), flush=True)
+                      "height": args.height, "width": args.width, "device": args.device, "dtype": args.dtype,
+                      **mem, **extra}), flush=True)
 
 
-def bench_ours(args, x: torch.Tensor, device: torch.device, dtype: torch.dtype) -> None:
+def bench_ours(args, x: torch.Tensor, device: torch.device, dtype: torch.dtype):
+    """Times encode, decode, both (and a training step); returns (tiled decode, its report fields)."""
     vae = VideoVAE(preset(args.preset)).to(device).eval()
     params = sum(p.numel() for p in vae.parameters())
     enc, dec = vae.encode_params, vae.decoder
@@ -55,13 +73,11 @@ def bench_ours(args, x: torch.Tensor, device: torch.device, dtype: torch.dtype) 
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
     with torch.no_grad(), autocast:
         z = enc(x).chunk(2, dim=1)[0]
-        t_enc = timed(lambda: enc(x), device, args.warmup, args.iters)
-        t_dec = timed(lambda: dec(z), device, args.warmup, args.iters)
-        t_both = timed(lambda: dec(enc(x).chunk(2, dim=1)[0]), device, args.warmup, args.iters)
-    extra = {"preset": args.preset, "params_m": round(params / 1e6, 2), "latent": list(z.shape[1:])}
-    report("ours/encode", t_enc, args, **extra)
-    report("ours/decode", t_dec, args, **extra)
-    report("ours/encode+decode", t_both, args, **extra)
+        extra = {"preset": args.preset, "params_m": round(params / 1e6, 2), "latent": list(z.shape[1:])}
+        report("ours/encode", measure(lambda: enc(x), device, args), args, **extra)
+        report("ours/decode", measure(lambda: dec(z), device, args), args, **extra)
+        report("ours/encode+decode", measure(lambda: dec(enc(x).chunk(2, dim=1)[0]), device, args), args, **extra)
+    tiled = (lambda: tiled_decode(vae, z, TileConfig()), {"tile": dataclasses.asdict(TileConfig()), **extra})
     if args.train:
         module = VAEModule(args.preset).to(device)
         opt = torch.optim.AdamW(module.vae.parameters(), 1e-4)
@@ -73,28 +89,33 @@ def bench_ours(args, x: torch.Tensor, device: torch.device, dtype: torch.dtype) 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        t = timed(step, device, args.warmup, args.iters)
-        report("ours/train_step", t, args, steps_per_s=round(1 / t, 3), **extra)
+        t = measure(step, device, args)
+        report("ours/train_step", t, args, steps_per_s=round(1 / t[0], 3), **extra)
+    return tiled
 
 
-def bench_diffusers(args, x: torch.Tensor, device: torch.device, dtype: torch.dtype) -> None:
+def bench_diffusers(args, x: torch.Tensor, device: torch.device, dtype: torch.dtype):
+    """As ``bench_ours`` for diffusers' VAE; None when diffusers is missing."""
     try:
         from diffusers import AutoencoderKLLTXVideo
     except ImportError as e:
         print(json.dumps({"bench": "diffusers", "skipped": f"diffusers not importable: {e}"}), flush=True)
-        return
+        return None
     vae = AutoencoderKLLTXVideo().to(device).eval()  # LTX-Video 0.9 layout: 32x32 x 8, 128 channels
     params = sum(p.numel() for p in vae.parameters())
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
     with torch.no_grad(), autocast:
         z = vae.encode(x).latent_dist.mode()
-        t_enc = timed(lambda: vae.encode(x).latent_dist.mode(), device, args.warmup, args.iters)
-        t_dec = timed(lambda: vae.decode(z).sample, device, args.warmup, args.iters)
-        t_both = timed(lambda: vae.decode(vae.encode(x).latent_dist.mode()).sample, device, args.warmup, args.iters)
-    extra = {"params_m": round(params / 1e6, 2), "latent": list(z.shape[1:])}
-    report("diffusers/encode", t_enc, args, **extra)
-    report("diffusers/decode", t_dec, args, **extra)
-    report("diffusers/encode+decode", t_both, args, **extra)
+        extra = {"params_m": round(params / 1e6, 2), "latent": list(z.shape[1:])}
+        report("diffusers/encode", measure(lambda: vae.encode(x).latent_dist.mode(), device, args), args, **extra)
+        report("diffusers/decode", measure(lambda: vae.decode(z).sample, device, args), args, **extra)
+        report("diffusers/encode+decode", measure(lambda: vae.decode(vae.encode(x).latent_dist.mode()).sample,
+                                                  device, args), args, **extra)
+
+    def tiled_decode_theirs():
+        vae.enable_tiling()
+        return vae.decode(z).sample
+    return tiled_decode_theirs, extra
 
 
 def main() -> None:
@@ -104,24 +125,35 @@ def main() -> None:
     ap.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--frames", type=int, default=25)
-    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--size", type=int, default=64, help="height and width, unless --height / --width")
+    ap.add_argument("--height", type=int, default=None)
+    ap.add_argument("--width", type=int, default=None)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--train", action="store_true", help="also time a training step (loss of VAEModule)")
     ap.add_argument("--compile", action="store_true", help="torch.compile encoder and decoder")
     ap.add_argument("--diffusers", action="store_true", help="also time diffusers' AutoencoderKLLTXVideo")
+    ap.add_argument("--tiled", action="store_true", help="also time tiled decode (ours and diffusers')")
     args = ap.parse_args()
+    args.height, args.width = args.height or args.size, args.width or args.size
     if args.threads:
         torch.set_num_threads(args.threads)
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
-    x = torch.rand(args.batch, 3, args.frames, args.size, args.size, device=device) * 2 - 1
-    bench_ours(args, x, device, dtype)
+    x = torch.rand(args.batch, 3, args.frames, args.height, args.width, device=device) * 2 - 1
+    # whole-clip figures of both first, then the tiled ones (cuDNN tunes each new tile shape)
+    tiled = {"ours": bench_ours(args, x, device, dtype)}
     if args.diffusers:
-        bench_diffusers(args, x, device, dtype)
+        tiled["diffusers"] = bench_diffusers(args, x, device, dtype)
+    if args.tiled:
+        autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+        for name, job in tiled.items():
+            if job is not None:
+                with torch.no_grad(), autocast:
+                    report(f"{name}/tiled_decode", measure(job[0], device, args), args, **job[1])
 
 
 if __name__ == "__main__":

@@ -236,6 +236,20 @@ def test_forced_camera_and_gravity_are_obeyed_and_captioned():
     assert tilted["gravity_name"] == "tilted" and 0 < tilted["gravity"][1] < 1
 
 
+def test_a_dropped_caption_layer_leaves_the_clip_and_the_other_layers_as_they_were():
+    """--drop-caption camera: a motion adapter's clips whose captions do not name the motion."""
+    from ltx_train.data.captions import CAMERA_WORDS
+
+    full = render_clip(5, SynthConfig(camera="pan_left"))
+    bare = render_clip(5, SynthConfig(camera="pan_left", drop_caption=("camera",)))
+    assert np.array_equal(bare.frames, full.frames) and bare.annotations == full.annotations
+    assert not any(w in bare.caption for w in CAMERA_WORDS["pan_left"])
+    camera = next(w for w in CAMERA_WORDS["pan_left"] if w in full.caption)
+    assert full.caption.replace(" " + camera, "") == bare.caption
+    with pytest.raises(ValueError, match="unknown layer 'mood'"):
+        SynthConfig(drop_caption=("camera", "mood"))
+
+
 def test_generator_options_reject_unknown_names():
     for key in ("palette", "camera", "gravity"):
         with pytest.raises(ValueError, match=f"SynthConfig.{key}="):

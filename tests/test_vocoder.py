@@ -133,6 +133,25 @@ def test_random_segments_keep_mel_and_samples_aligned():
         assert a[i, 0] == audio[i, start * HOP]
 
 
+def test_a_steps_windows_depend_on_the_seed_step_and_rank_not_on_the_global_rng():
+    """So that a resumed run, or the same run under DeepSpeed (whose set-up draws from the global RNG),
+    cuts the same windows as the run it continues or is compared with."""
+    module = VocoderModule(preset="tiny")
+    mel, audio = torch.randn(4, 3, 40), torch.randn(4, 40 * HOP)
+
+    def windows():
+        return random_segments(mel, audio, 5, HOP, module.window_generator())[0]
+    torch.manual_seed(3)
+    first = windows()
+    torch.rand(100)                       # something else draws from the global RNG
+    assert torch.equal(windows(), first)
+    module.gen_steps += 1
+    assert not torch.equal(windows(), first)
+    module.gen_steps -= 1
+    torch.manual_seed(4)                  # another run seed: other windows
+    assert not torch.equal(windows(), first)
+
+
 def test_module_trains_generator_then_discriminators_and_reports_val_mel_l1(tmp_path):
     torch.manual_seed(0)
     module = VocoderModule(preset="tiny", segment_frames=8, lr=1e-3, disc_start_step=1, grad_clip=1.0)

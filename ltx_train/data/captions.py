@@ -106,6 +106,10 @@ def caption_layers(scene: Scene, contacts: list[dict]) -> dict[str, str]:
             "lighting": _light_sentence(scene, rng), "camera": str(rng.choice(CAMERA_WORDS[scene.camera]))}
 
 
-def caption(scene: Scene, contacts: list[dict]) -> str:
+CAPTION_LAYERS = ("subject", "action", "environment", "lighting", "camera")
+
+
+def caption(scene: Scene, contacts: list[dict], drop: tuple[str, ...] = ()) -> str:
+    """The clip's caption: its layers in order, less those named in ``drop``."""
     layers = caption_layers(scene, contacts)
-    return " ".join(layers[k] for k in ("subject", "action", "environment", "lighting", "camera"))
+    return " ".join(layers[k] for k in CAPTION_LAYERS if k not in drop)

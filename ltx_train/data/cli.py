@@ -18,6 +18,7 @@ import json
 import time
 from pathlib import Path
 
+from ltx_train.data.captions import CAPTION_LAYERS
 from ltx_train.data.synth import SynthConfig
 from ltx_train.data.synth_palette import PALETTES
 from ltx_train.data.synth_world import CAMERA_MOTIONS, GRAVITY_NAMES
@@ -42,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--palette", choices=tuple(PALETTES), default="default", help="look of the world")
     s.add_argument("--camera", choices=CAMERA_MOTIONS, help="force this camera motion in every clip")
     s.add_argument("--gravity", choices=GRAVITY_NAMES, help="force this gravity direction in every clip")
+    s.add_argument("--drop-caption", action="append", choices=CAPTION_LAYERS, default=[], metavar="LAYER",
+                   help="leave this caption layer out (repeatable), e.g. camera for a motion LoRA's clips")
     s.add_argument("--shard-size", type=int, default=64, help="samples per shard")
     s.add_argument("--workers", type=int, default=1)
     f = sub.add_parser("folder", help="convert a folder of captioned videos into shards")
@@ -76,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--palette", choices=tuple(PALETTES), default="default")
     c.add_argument("--camera", choices=CAMERA_MOTIONS)
     c.add_argument("--gravity", choices=GRAVITY_NAMES)
+    c.add_argument("--drop-caption", action="append", choices=CAPTION_LAYERS, default=[], metavar="LAYER",
+                   help="with --synthetic: leave this caption layer out (repeatable)")
     c.add_argument("--shard-size", type=int, default=256, help="with --synthetic: clips per latent shard")
     c.add_argument("--batch-size", type=int, default=16, help="clips per encoder call")
     c.add_argument("--workers", type=int, default=0, help="decode / render processes")
@@ -99,13 +104,14 @@ def _cache(args) -> dict:
     else:
         synth = SynthConfig(width=args.size, height=args.size, num_frames=args.frames, fps=args.fps,
                             sample_rate=args.sample_rate, max_objects=args.max_objects, palette=args.palette,
-                            camera=args.camera, gravity=args.gravity)
+                            camera=args.camera, gravity=args.gravity, drop_caption=tuple(args.drop_caption))
         splits = {"train": _Units("train", synthetic_units(args.synthetic, args.seed, args.shard_size), clip, synth)}
         if args.val:
             val_seed = args.seed + VAL_SEED_OFFSET
             splits["val"] = _Units("val", synthetic_units(args.val, val_seed, args.shard_size), clip, synth)
         source = {"kind": "synthetic", "train": args.synthetic, "val": args.val, "seed": args.seed,
-                  "palette": args.palette, "camera": args.camera, "gravity": args.gravity}
+                  "palette": args.palette, "camera": args.camera, "gravity": args.gravity,
+                  "drop_caption": list(args.drop_caption)}
     enc = load_encoders(args.pretrained, args.vae_checkpoint, args.audio_vae_checkpoint, args.text_encoder,
                         args.max_length)
     t0 = time.perf_counter()
@@ -131,7 +137,7 @@ def run(argv: list[str] | None = None) -> dict:
         cfg = SynthConfig(width=args.width or args.size, height=args.height or args.size, num_frames=args.frames,
                           fps=args.fps, sample_rate=args.sample_rate, min_objects=args.min_objects,
                           max_objects=args.max_objects, palette=args.palette, camera=args.camera,
-                          gravity=args.gravity)
+                          gravity=args.gravity, drop_caption=tuple(args.drop_caption))
         t0 = time.perf_counter()
         manifest = write_synthetic_shards(args.out, args.train, args.val, cfg, shard_size=args.shard_size,
                                           workers=args.workers, seed=args.seed)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ltx_train.data.captions import caption
+from ltx_train.data.captions import CAPTION_LAYERS, caption
 from ltx_train.data.synth_audio import render_audio
 from ltx_train.data.synth_render import render_frames
 from ltx_train.data.synth_palette import PALETTES
@@ -45,6 +45,8 @@ class SynthConfig:
     palette: str = "default"    # look of the world (synth_palette.PALETTES); never changes the motion
     camera: str | None = None   # force one camera motion (CAMERA_MOTIONS) for every clip; None = sampled
     gravity: str | None = None  # force one gravity direction (GRAVITY_NAMES); None = sampled
+    drop_caption: tuple[str, ...] = ()  # caption layers left out (CAPTION_LAYERS), e.g. ("camera",) for a
+                                        # motion LoRA whose adapter, not the text, is to carry the motion
 
     def __post_init__(self):
         for key, value, allowed in (("palette", self.palette, tuple(PALETTES)),
@@ -52,6 +54,11 @@ class SynthConfig:
                                     ("gravity", self.gravity, (None, *GRAVITY_NAMES))):
             if value not in allowed:
                 raise ValueError(f"SynthConfig.{key}={value!r}: expected one of {allowed}")
+        self.drop_caption = tuple(self.drop_caption)
+        unknown = [k for k in self.drop_caption if k not in CAPTION_LAYERS]
+        if unknown:
+            raise ValueError(f"SynthConfig.drop_caption={list(self.drop_caption)!r}: unknown layer {unknown[0]!r}, "
+                             f"expected some of {CAPTION_LAYERS}")
         if self.width % 2 or self.height % 2:
             raise ValueError(f"width and height must be even for yuv420p H.264, got {self.width}x{self.height}")
         if not 1 <= self.min_objects <= self.max_objects <= len(PALETTE):
@@ -119,4 +126,5 @@ def render_clip(seed: int, cfg: SynthConfig | None = None, noise_seed: int | Non
                       key=lambda c: (c["time"], c["object"]))
     frames = render_frames(scene, times, pos, cfg.width, cfg.height)
     audio = render_audio(contacts, scene.objects, cfg.num_samples, cfg.sample_rate, seed, cfg.ambience_db, noise_seed)
-    return Clip(seed, frames, audio, annotate(scene, cfg, times, pos, vel, contacts), caption(scene, contacts))
+    return Clip(seed, frames, audio, annotate(scene, cfg, times, pos, vel, contacts),
+                caption(scene, contacts, drop=cfg.drop_caption))

@@ -16,7 +16,8 @@ the one difference from alternating). Each network keeps its own learning rate a
 param group of the one AdamW; before the GAN starts the discriminator's learning rate is 0. On one
 device the discriminator then does not run at all (its parameters get no gradient and AdamW skips
 them); under DDP, FSDP or DeepSpeed its loss enters with weight 0 instead, so every parameter gets a
-gradient every step (no unused-parameter bookkeeping for the reducers).
+gradient every step (no unused-parameter bookkeeping for the reducers), and it runs in eval mode, so
+that its buffers (the vocoder's spectral-norm vectors) stay as they are on one device.
 """
 from __future__ import annotations
 
@@ -49,6 +50,19 @@ def frozen(module: nn.Module) -> Iterator[None]:
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
+
+
+@contextmanager
+def idle(module: nn.Module) -> Iterator[None]:
+    """Inside: ``module`` in eval mode, so a forward at loss weight 0 (``discriminator_runs_idle``) leaves
+    its state as a step that did not run it does (spectral norm's power-iteration vectors advance in
+    train mode only); gradients still flow (all zero)."""
+    was = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was)
 
 
 def discriminator_runs_idle(module) -> bool:

@@ -1,7 +1,7 @@
 """``VocoderModule``: HiFi-GAN training with Lightning manual optimisation (generator + discriminators).
 
 Each step cuts a random ``segment_frames``-long window out of every clip (mel frames and the matching
-``segment_frames * hop`` samples), then
+``segment_frames * hop`` samples; drawn from the seed, the step and the rank, so a resume cuts the same), then
   D step: LSGAN loss on real vs detached fake waveforms (MPD + MSD);
   G step: 45 * mel L1 + 2 * feature matching + LSGAN adversarial loss.
 Before ``disc_start_step`` only the mel L1 trains the generator (a warm-up that gives the
@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 
 from ltx_train.audio.mel import LogMel, MelConfig
@@ -32,7 +33,7 @@ from ltx_train.models.audio.discriminators import (Discriminators, discriminator
                                                    generator_adversarial_loss)
 from ltx_train.models.audio.presets import discriminator_config, vocoder_config
 from ltx_train.models.audio.vocoder import HiFiGAN
-from ltx_train.modules.gan import check_gan_update, clip_networks, discriminator_runs_idle, frozen, joint_optimizer
+from ltx_train.modules.gan import check_gan_update, clip_networks, discriminator_runs_idle, frozen, idle, joint_optimizer
 from ltx_train.modules.hparams import save_plain_hyperparameters
 from ltx_train.modules.optim import build_optimizer, clip_grad_norm, lightning_scheduler, warmup_cosine
 
@@ -121,13 +122,21 @@ class VocoderModule(L.LightningModule):
         mask = batch["audio_mask"].bool()
         if not mask.any() and getattr(self._trainer, "world_size", 1) == 1:
             return None  # nothing to learn; under DDP every rank must still run the same backward, below
-        mel_seg, real = random_segments(batch["mel"], batch["audio"], h.segment_frames, self.mel.cfg.hop_length)
+        mel_seg, real = random_segments(batch["mel"], batch["audio"], h.segment_frames, self.mel.cfg.hop_length,
+                                        self.window_generator())
         fake = self.generator(mel_seg)
         use_gan = int(self.gen_steps) >= h.disc_start_step
         if self.automatic_optimization:
             return self._simultaneous_step(real, fake, mask, use_gan)
         self._alternating_step(real, fake, mask, use_gan)
         return None
+
+    def window_generator(self) -> torch.Generator:
+        """The RNG of this step's windows: a function of the run's seed, the generator step and the rank
+        alone, so that a resumed run, or the same run under another strategy, cuts the same windows (the
+        global RNG's state depends on what else drew from it before: samplers, a strategy's set-up)."""
+        state = np.random.SeedSequence([torch.initial_seed(), int(self.gen_steps), self.global_rank])
+        return torch.Generator().manual_seed(int(state.generate_state(1, np.uint64)[0]))
 
     def _alternating_step(self, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor, use_gan: bool) -> None:
         opt_g, opt_d = self.optimizers()
@@ -151,10 +160,13 @@ class VocoderModule(L.LightningModule):
         """One loss for one backward: G's loss through frozen discriminators + D's loss on the detached fake.
         Before ``disc_start_step`` (D's learning rate 0) D runs only where a reducer needs its gradients, at weight 0."""
         d_loss, real_feats = None, None
-        if use_gan or discriminator_runs_idle(self):
+        if use_gan:
             real_logits, real_feats = self.discriminators(real)
             fake_logits_d, _ = self.discriminators(fake.detach())
             d_loss = masked_mean(discriminator_loss(real_logits, fake_logits_d), mask)
+        elif discriminator_runs_idle(self):
+            with idle(self.discriminators):
+                d_loss = self.discriminator_step_loss(real, fake, mask)
         with frozen(self.discriminators):
             out = self.generator_step_losses(real, fake, mask, use_gan, real_feats)
         g_loss = out["loss"]
