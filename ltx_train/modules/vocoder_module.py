@@ -33,7 +33,8 @@ from ltx_train.models.audio.discriminators import (Discriminators, discriminator
                                                    generator_adversarial_loss)
 from ltx_train.models.audio.presets import discriminator_config, vocoder_config
 from ltx_train.models.audio.vocoder import HiFiGAN
-from ltx_train.modules.gan import check_gan_update, clip_networks, discriminator_runs_idle, frozen, idle, joint_optimizer
+from ltx_train.modules.gan import (check_gan_update, clip_networks, discriminator_runs_idle, frozen, idle,
+                                   joint_optimizer)
 from ltx_train.modules.hparams import save_plain_hyperparameters
 from ltx_train.modules.optim import build_optimizer, clip_grad_norm, lightning_scheduler, warmup_cosine
 
