@@ -104,7 +104,7 @@ def _cache(args) -> dict:
     else:
         synth = SynthConfig(width=args.size, height=args.size, num_frames=args.frames, fps=args.fps,
                             sample_rate=args.sample_rate, max_objects=args.max_objects, palette=args.palette,
-                            camera=args.camera, gravity=args.gravity, drop_caption=tuple(args.drop_caption))
+                            camera=args.camera, gravity=args.gravity, drop_caption=args.drop_caption)
         splits = {"train": _Units("train", synthetic_units(args.synthetic, args.seed, args.shard_size), clip, synth)}
         if args.val:
             val_seed = args.seed + VAL_SEED_OFFSET
@@ -137,7 +137,7 @@ def run(argv: list[str] | None = None) -> dict:
         cfg = SynthConfig(width=args.width or args.size, height=args.height or args.size, num_frames=args.frames,
                           fps=args.fps, sample_rate=args.sample_rate, min_objects=args.min_objects,
                           max_objects=args.max_objects, palette=args.palette, camera=args.camera,
-                          gravity=args.gravity, drop_caption=tuple(args.drop_caption))
+                          gravity=args.gravity, drop_caption=args.drop_caption)
         t0 = time.perf_counter()
         manifest = write_synthetic_shards(args.out, args.train, args.val, cfg, shard_size=args.shard_size,
                                           workers=args.workers, seed=args.seed)

@@ -120,7 +120,7 @@ def write_synthetic_shards(out: str | Path, n_train: int, n_val: int, cfg: Synth
             pool.join()
     manifest = {"format": "ltx-train-webdataset-v1", "source": "synthetic",
                 "generator": {"name": "ltx_train.data.synth", "seed": seed, "shard_size": shard_size,
-                              "config": {**asdict(cfg), "drop_caption": list(cfg.drop_caption)}},  # as JSON reads it
+                              "config": json.loads(json.dumps(asdict(cfg)))},  # as JSON reads it
                 "splits": splits}
     write_json_atomic(Path(out) / MANIFEST, manifest)
     return manifest

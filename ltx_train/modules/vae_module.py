@@ -16,6 +16,7 @@ size is not a multiple of the spatial compression are centre-cropped (``crop_to_
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 
 import lightning as L
 import torch
@@ -28,7 +29,8 @@ from ltx_train.config import to_dataclass
 from ltx_train.models.vae import VideoVAE, VideoVAEConfig, crop_to_valid, preset
 from ltx_train.models.vae.discriminator import (PatchDiscriminator3d, PatchDiscriminatorConfig,
                                                 hinge_d_loss, hinge_g_loss)
-from ltx_train.modules.gan import check_gan_update, clip_networks, discriminator_runs_idle, frozen, joint_optimizer
+from ltx_train.modules.gan import (check_gan_update, clip_networks, discriminator_runs_idle, frozen, idle,
+                                   joint_optimizer)
 from ltx_train.modules.hparams import save_plain_hyperparameters
 from ltx_train.modules.optim import DeviceGradClipping, build_optimizer, clip_grad_norm, lightning_scheduler, warmup_cosine
 
@@ -122,7 +124,8 @@ class VAEModule(DeviceGradClipping, L.LightningModule):
         gan_on = int(self.generator_steps) >= hp.gan_start_step
         d_loss = None
         if gan_on or discriminator_runs_idle(self):
-            d_loss = hinge_d_loss(self.disc(x), self.disc(recon.detach()))
+            with nullcontext() if gan_on else idle(self.disc):   # idle: eval mode, its state kept
+                d_loss = hinge_d_loss(self.disc(x), self.disc(recon.detach()))
         loss = losses["loss"]
         if gan_on:
             with frozen(self.disc):

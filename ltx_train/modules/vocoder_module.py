@@ -20,6 +20,7 @@ once the discriminators train), in simultaneous mode one per batch; ``disc_start
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import lightning as L
@@ -161,13 +162,11 @@ class VocoderModule(L.LightningModule):
         """One loss for one backward: G's loss through frozen discriminators + D's loss on the detached fake.
         Before ``disc_start_step`` (D's learning rate 0) D runs only where a reducer needs its gradients, at weight 0."""
         d_loss, real_feats = None, None
-        if use_gan:
-            real_logits, real_feats = self.discriminators(real)
-            fake_logits_d, _ = self.discriminators(fake.detach())
-            d_loss = masked_mean(discriminator_loss(real_logits, fake_logits_d), mask)
-        elif discriminator_runs_idle(self):
-            with idle(self.discriminators):
-                d_loss = self.discriminator_step_loss(real, fake, mask)
+        if use_gan or discriminator_runs_idle(self):
+            with nullcontext() if use_gan else idle(self.discriminators):   # idle: eval mode, their state kept
+                real_logits, real_feats = self.discriminators(real)
+                fake_logits_d, _ = self.discriminators(fake.detach())
+                d_loss = masked_mean(discriminator_loss(real_logits, fake_logits_d), mask)
         with frozen(self.discriminators):
             out = self.generator_step_losses(real, fake, mask, use_gan, real_feats)
         g_loss = out["loss"]
