@@ -102,10 +102,16 @@ def _check_strategy(trainer: L.Trainer, module) -> None:
     mid-setup: DeepSpeed steps one optimiser, so a GAN stage runs under it with ``model.gan_update=
     simultaneous`` (``modules/gan.py``) only. Under DDP a GAN stage's alternating steps leave the
     discriminator's weights without gradients (and the other way round), which DDP's reducer must be told
-    to expect. A simultaneous GAN clips each network at ``model.grad_clip`` (DeepSpeed: both together)."""
+    to expect. A simultaneous GAN clips each network at ``model.grad_clip`` (DeepSpeed: both together).
+    A LoRA base held in bf16 (``model.lora.base_dtype``) meets fp32 activations without autocast."""
     from lightning.pytorch.strategies import DDPStrategy
 
     from ltx_train.parallelize import is_deepspeed
+    base_dtype = getattr(getattr(module, "lora_cfg", None), "base_dtype", None)
+    if base_dtype is not None and str(trainer.precision) in ("32-true", "32", "64-true", "64"):
+        raise ConfigError(f"model.lora.base_dtype={base_dtype} holds the frozen base in {base_dtype}, which needs "
+                          f"autocast: set trainer.precision=bf16-mixed (got {trainer.precision}), or "
+                          "model.lora.base_dtype=null")
     if isinstance(trainer.strategy, DDPStrategy) and not module.automatic_optimization:
         trainer.strategy._ddp_kwargs.setdefault("find_unused_parameters", True)   # Lightning's DDP kwargs
     if is_deepspeed(trainer) and not module.automatic_optimization:

@@ -153,6 +153,21 @@ def test_bf16_base_keeps_fp32_lora_weights_and_trains(base):
     assert all(p.grad is not None for n, p in model.named_parameters() if p.requires_grad)
 
 
+def test_a_bf16_base_without_autocast_is_refused_before_training():
+    import lightning as L
+
+    from ltx_train.config import ConfigError
+    from ltx_train.train import _check_strategy
+
+    class Module(L.LightningModule):   # what _check_strategy reads of a LoRAModule
+        lora_cfg = LoRAConfig(base_dtype="bfloat16")
+    quiet = dict(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    with pytest.raises(ConfigError, match="model.lora.base_dtype=bfloat16.*trainer.precision=bf16-mixed "
+                                          "\\(got 32-true\\)"):
+        _check_strategy(L.Trainer(precision="32-true", **quiet), Module())
+    _check_strategy(L.Trainer(precision="bf16-mixed", **quiet), Module())
+
+
 # ---------------------------------------------------------------------------- files
 def test_export_then_load_round_trip_gives_identical_outputs(base, tmp_path):
     src = add_lora(copy.deepcopy(base), LoRAConfig(rank=4, audio=True), "style")

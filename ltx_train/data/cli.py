@@ -67,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--audio-vae-checkpoint")
     c.add_argument("--text-encoder", help="text encoder folder (default: the pretrained dir's, else the packaged MiniLM)")
     c.add_argument("--max-length", type=int, help="caption tokens (default: the pretrained dir's, else 64)")
-    c.add_argument("--size", type=int, default=64)
+    c.add_argument("--size", type=int, default=64, help="square frame size; --width/--height override")
+    c.add_argument("--width", type=int)
+    c.add_argument("--height", type=int)
     c.add_argument("--frames", type=int, default=25)
     c.add_argument("--fps", type=float, default=24.0)
     c.add_argument("--sample-rate", type=int, default=24000)
@@ -96,13 +98,14 @@ def _cache(args) -> dict:
 
     mel = {"sample_rate": args.sample_rate, "n_fft": args.n_fft, "hop_length": args.hop_length,
            "win_length": min(args.n_fft, 4 * args.hop_length), "n_mels": args.n_mels}
-    clip = {"num_frames": args.frames, "fps": args.fps, "height": args.size, "width": args.size,
+    height, width = args.height or args.size, args.width or args.size
+    clip = {"num_frames": args.frames, "fps": args.fps, "height": height, "width": width,
             "max_objects": args.max_objects, "mel": mel}
     if args.shards:
         splits = {s: _Units(s, resolve_shards(args.shards, s), clip) for s in args.splits.split(",") if s}
         source = {"kind": "shards", "spec": args.shards}
     else:
-        synth = SynthConfig(width=args.size, height=args.size, num_frames=args.frames, fps=args.fps,
+        synth = SynthConfig(width=width, height=height, num_frames=args.frames, fps=args.fps,
                             sample_rate=args.sample_rate, max_objects=args.max_objects, palette=args.palette,
                             camera=args.camera, gravity=args.gravity, drop_caption=args.drop_caption)
         splits = {"train": _Units("train", synthetic_units(args.synthetic, args.seed, args.shard_size), clip, synth)}
