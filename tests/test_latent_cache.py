@@ -84,6 +84,20 @@ def test_bad_samples_are_skipped_and_counted_and_written_shards_are_not_redone(b
     assert (out / "odd-000000.safetensors").stat().st_mtime_ns == before
 
 
+def test_a_synthetic_cache_of_non_square_clips_records_and_holds_their_size(base_dir, tmp_path):
+    out = tmp_path / "wide"
+    manifest = shards_cli(["cache", "--synthetic", "2", "--val", "0", "--shard-size", "2", "--frames", "9",
+                           "--width", "48", "--height", "32", "--pretrained", str(base_dir), "--out", str(out)])
+    assert (manifest["clip"]["height"], manifest["clip"]["width"]) == (32, 48)
+    dm = LatentDataModule(str(out), num_frames=9, height=32, width=48, val_split="train", batch_size=2)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["video_latent"].shape[-3:] == (3, 4, 6)       # 4x temporal, 8x spatial
+    assert batch["first_frame"].shape[-2:] == (32, 48)
+    with pytest.raises(LatentCacheError, match="width=64.*width=48"):
+        LatentDataModule(str(out), width=64)
+
+
 def test_cached_and_decoded_training_give_the_same_loss(cache, base_dir, synthetic_shards):
     from ltx_train.data.datamodule import VideoDataModule
     from ltx_train.modules.dit_module import DiTModule
