@@ -135,7 +135,7 @@ def eval_physics(cfg: DictConfig, out: Path, device) -> dict:
 
 
 def eval_adherence(cfg: DictConfig, out: Path, device) -> dict:
-    """Per-layer prompt adherence (ltx_train/eval/adherence.py)."""
+    """Per-layer prompt adherence (ltx_train/eval/adherence/)."""
     from ltx_train.eval.adherence import run
     return _score_clips(cfg, out, run)
 

@@ -1,4 +1,4 @@
-"""Specification of the prompt-adherence metric (``ltx-eval task=adherence``, ltx_train/eval/adherence.py)."""
+"""Specification of the prompt-adherence metric (``ltx-eval task=adherence``, ltx_train/eval/adherence/)."""
 from __future__ import annotations
 
 import dataclasses
