@@ -109,6 +109,28 @@ def test_decoder_reconstructs_exactly_1_plus_tc_k_frames(tc):
             assert vae.decode(torch.randn(1, 4, 1 + k, 2, 2)).shape == (1, 3, 1 + tc * k, 8, 8)
 
 
+@pytest.mark.parametrize("cin,cout,st,ss", [(64, 32, 2, 2), (32, 24, 2, 2), (16, 16, 1, 2), (48, 20, 1, 2)])
+def test_upsample_is_conv_plus_shortcut_through_depth_to_space(cin, cout, st, ss):
+    """The definition the fused forward must keep, to the bit: depth-to-space of the conv plus
+    depth-to-space of the shortcut (each input channel repeated, or a 1x1 projection when the channels
+    do not divide), without the st - 1 leading frames. Gradients flow to the input and to every weight."""
+    from einops import rearrange
+
+    from ltx_train.models.vae.blocks import Upsample
+    torch.manual_seed(0)
+    up = Upsample(cin, cout, st, ss)
+    x = torch.randn(2, cin, 3, 4, 5, requires_grad=True)
+    r = st * ss * ss
+    d2s = lambda y: rearrange(y, "b (c pt ph pw) t h w -> b c (t pt) (h ph) (w pw)", pt=st, ph=ss, pw=ss)  # noqa: E731
+    s = up.proj(x) if up.proj is not None else x.repeat_interleave(cout * r // cin, dim=1)
+    assert (up.proj is None) == ((cout * r) % cin == 0)
+    want = (d2s(up.conv(x)) + d2s(s))[:, :, st - 1:]
+    got = up(x)
+    assert torch.equal(got, want)
+    got.square().sum().backward()
+    assert x.grad is not None and all(p.grad is not None for p in up.parameters())
+
+
 def test_invalid_inputs_and_configs_are_refused_with_a_reason():
     vae = VideoVAE(micro())
     with pytest.raises(ValueError, match="1 \\+ 4\\*k"):

@@ -140,7 +140,12 @@ class Upsample(nn.Module):
         self.proj = None if self.repeats else nn.Conv3d(in_channels, out_channels * r, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = depth_to_space(self.conv(x), self.st, self.ss)
-        s = self.proj(x) if self.proj is not None else x.repeat_interleave(self.repeats, dim=1)
-        s = depth_to_space(s, self.st, self.ss)
-        return (h + s)[:, :, self.st - 1:]
+        # the shortcut is added before depth-to-space (which is a permutation, so the sum is the same to
+        # the bit); the channel-repeating one by broadcasting: no repeated copy of x is ever built
+        h = self.conv(x)
+        if self.proj is not None:
+            h = h + self.proj(x)
+        else:
+            b, c, t, hh, ww = x.shape
+            h = h.view(b, c, self.repeats, t, hh, ww).add_(x.unsqueeze(2)).view(b, -1, t, hh, ww)
+        return depth_to_space(h, self.st, self.ss)[:, :, self.st - 1:]
