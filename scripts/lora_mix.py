@@ -1,7 +1,7 @@
 """Stacked adapters at chosen weights, scored from the frames (palette and camera-pan statistics).
 
     python scripts/lora_mix.py --base assets/pretrained/ltx-mini-synth --lora style=<dir> --lora motion=<dir> \\
-        --mix 0,1 --mix 0.5,1 --mix 1,1 --prompts 4 --palette sepia
+        --mix 0,1 --mix 0.5,1 --mix 1,1 --prompts 4 --palette sepia [--drop-caption camera]
 
 Each ``--mix`` is one weight per adapter, in ``--lora`` order, set with the seed's API
 (``pipe.set_adapters(names, weights=[...])``); the same held-out prompts and seed are generated for
@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--lora", action="append", required=True, metavar="NAME=DIR")
     p.add_argument("--mix", action="append", required=True, metavar="W1,W2,...")
     p.add_argument("--prompts", type=int, default=4, help="held-out default-world captions (val seeds)")
+    p.add_argument("--drop-caption", action="append", default=[], metavar="LAYER",
+                   help="leave this layer's sentence out of the prompts (e.g. camera), as `ltx-shards --drop-caption`")
     p.add_argument("--palette", default="sepia")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> dict:
     for spec in args.lora:
         name, _, path = spec.partition("=")
         names.append(pipe.load_lora_weights(path, adapter_name=name))
-    prompts = default_prompts(args.prompts)
+    prompts = default_prompts(args.prompts, drop_caption=tuple(args.drop_caption))
     report = {"base": args.base, "adapters": args.lora, "prompts": prompts, "mixes": {}}
     for mix in args.mix:
         weights = [float(w) for w in mix.split(",")]

@@ -18,10 +18,11 @@ from ltx_train.eval.look import camera_pan_score, palette_score
 from ltx_train.eval.video_io import write_png
 
 
-def default_prompts(n: int, height: int = 64, width: int = 64) -> list[str]:
-    """Captions of held-out clips of the default synthetic world (val seeds), which ask for no look."""
+def default_prompts(n: int, height: int = 64, width: int = 64, drop_caption: tuple[str, ...] = ()) -> list[str]:
+    """Captions of held-out clips of the default synthetic world (val seeds), which ask for no look;
+    ``drop_caption``: layers whose sentence is left out (``ltx_train.data.captions.CAPTION_LAYERS``)."""
     from ltx_train.data.synth import VAL_SEED_OFFSET, SynthConfig, render_clip
-    cfg = SynthConfig(height=height, width=width)
+    cfg = SynthConfig(height=height, width=width, drop_caption=tuple(drop_caption))
     return [render_clip(VAL_SEED_OFFSET + i, cfg).caption for i in range(n)]
 
 
