@@ -46,7 +46,8 @@ def palette_score(frames: np.ndarray, palette: str) -> float:
 OBJECT_SATURATION = 0.55  # HSV saturation above which a pixel is an object: objects >= 0.79, walls <= 0.4
 
 
-def _grey(frame: np.ndarray) -> np.ndarray:
+def grey(frame: np.ndarray) -> np.ndarray:
+    """(H, W, 3) RGB -> (H, W) float64 luma (BT.601 weights)."""
     return frame.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
 
 
@@ -89,7 +90,7 @@ def frame_shift(a: np.ndarray, b: np.ndarray, max_shift: float = 0.05, whiten: f
     wall = ~(object_pixels(a) | object_pixels(b))
 
     def spectrum(frame):
-        g = _grey(frame)
+        g = grey(frame)
         fill = np.median(g[wall]) if wall.any() else g.mean()
         return np.fft.fft2((np.where(wall, g, fill) - fill) * window)
 

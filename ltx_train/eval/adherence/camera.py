@@ -8,6 +8,7 @@ import numpy as np
 from scipy import ndimage
 
 from ltx_train.eval.adherence.config import AdherenceConfig
+from ltx_train.eval.look import grey
 from ltx_train.eval.look import object_pixels as saturated_pixels
 from ltx_train.eval.physics import chromaticity
 
@@ -42,10 +43,6 @@ class CameraEstimate:
         """Frame-t pixel position -> where that point of the back wall is in frame 0."""
         cx, cy = self.width / 2, self.height / 2
         return (cx + (x - cx - self.shift[t, 0]) / self.zoom[t], cy + (y - cy - self.shift[t, 1]) / self.zoom[t])
-
-
-def to_grey(frame: np.ndarray) -> np.ndarray:
-    return frame.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
 
 
 def _tukey_weights(r: np.ndarray) -> np.ndarray:
@@ -108,11 +105,11 @@ def estimate_camera(frames: np.ndarray) -> CameraEstimate:
     frame's answer. Objects (saturated pixels, grown by 2 px over their rims) are left out; their
     shadows, which move with them, lose their say through the robust weights."""
     T, H, W, _ = frames.shape
-    grey = [to_grey(f) for f in frames]
+    greys = [grey(f) for f in frames]
     objects = [ndimage.binary_dilation(saturated_pixels(f), iterations=2) for f in frames]
     params = np.zeros((T, 3))
     for t in range(1, T):
-        params[t] = register_background(grey[0], ~objects[0], grey[t], objects[t], params[t - 1])
+        params[t] = register_background(greys[0], ~objects[0], greys[t], objects[t], params[t - 1])
     return CameraEstimate(np.exp(params[:, 2]), params[:, :2], H, W)
 
 

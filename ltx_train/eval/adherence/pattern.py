@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ltx_train.eval.adherence.camera import to_grey
+from ltx_train.eval.look import grey
 from ltx_train.eval.look import object_pixels as saturated_pixels
 
 
@@ -34,7 +34,7 @@ def pattern_features(frame: np.ndarray) -> PatternFeatures:
     """Orientation statistics of the back wall in one frame (objects and a 3-pixel border left out),
     from the gradients of the lightly blurred grey frame, averaged over 2-pixel neighbourhoods. They
     do not depend on the wall's colour, contrast or tile size, so they hold under every palette."""
-    g = to_grey(frame)
+    g = grey(frame)
     wall = ~ndimage.binary_dilation(saturated_pixels(frame), iterations=3)
     wall[:3], wall[-3:], wall[:, :3], wall[:, -3:] = False, False, False, False
     gy, gx = np.gradient(ndimage.gaussian_filter(g, 0.7))
