@@ -26,13 +26,19 @@ from ltx_train.modules.vae_module import VAEModule
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def timed(fn: Callable[[], object], device: torch.device, warmup: int, iters: int) -> float:
-    """Median seconds per call of ``fn`` after ``warmup`` calls."""
+def timed(fn: Callable[[], object], device: torch.device, warmup: int, iters: int) -> tuple[float, float]:
+    """(median seconds per call of ``fn`` after ``warmup`` calls, seconds of the first call).
+
+    The first call includes cuDNN's autotuning of every new convolution shape (``cudnn.benchmark``)."""
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
+    first = None
     for _ in range(warmup):
+        t0 = time.perf_counter()
         fn()
+        sync()
+        first = time.perf_counter() - t0 if first is None else first
     sync()
     times = []
     for _ in range(iters):
@@ -40,27 +46,42 @@ def timed(fn: Callable[[], object], device: torch.device, warmup: int, iters: in
         fn()
         sync()
         times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+    return sorted(times)[len(times) // 2], first if first is not None else times[0]
 
 
-def measure(fn: Callable[[], object], device: torch.device, args) -> tuple[float, float | None]:
-    """(median seconds, peak GiB allocated during the timed calls; None off CUDA)."""
+def measure(fn: Callable[[], object], device: torch.device, args) -> tuple[float, float, float | None]:
+    """(median seconds, first call's seconds, peak GiB allocated during the calls; None off CUDA)."""
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(device)
-    t = timed(fn, device, args.warmup, args.iters)
+    t, first = timed(fn, device, args.warmup, args.iters)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return t, peak
+    return t, first, peak
 
 
-def report(name: str, measured: tuple[float, float | None], args, **extra) -> None:
-    seconds, peak = measured
+def report(name: str, measured: tuple[float, float, float | None], args, **extra) -> None:
+    seconds, first, peak = measured
     clips = args.batch / seconds
     mem = {} if peak is None else {"peak_gib": round(peak, 2)}
-    print(json.dumps({"bench": name, "seconds": round(seconds, 5), "clips_per_s": round(clips, 3),
+    print(json.dumps({"bench": name, "seconds": round(seconds, 5), "first_call_s": round(first, 3),
+                      "clips_per_s": round(clips, 3),
                       "frames_per_s": round(clips * args.frames, 1), "batch": args.batch, "frames": args.frames,
                       "height": args.height, "width": args.width, "device": args.device, "dtype": args.dtype,
                       **mem, **extra}), flush=True)
+
+
+def profile(name: str, fn: Callable[[], object], device: torch.device, rows: int = 15) -> None:
+    """One more call of ``fn`` under torch.profiler: its kernels by total device time, as a table."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch_profile(activities=acts) as prof:
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(f"# profile {name}\n" + prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60),
+          flush=True)
 
 
 def bench_ours(args, x: torch.Tensor, device: torch.device, dtype: torch.dtype):
@@ -77,7 +98,10 @@ def bench_ours(args, x: torch.Tensor, device: torch.device, dtype: torch.dtype):
         report("ours/encode", measure(lambda: enc(x), device, args), args, **extra)
         report("ours/decode", measure(lambda: dec(z), device, args), args, **extra)
         report("ours/encode+decode", measure(lambda: dec(enc(x).chunk(2, dim=1)[0]), device, args), args, **extra)
-    tiled = (lambda: tiled_decode(vae, z, TileConfig()), {"tile": dataclasses.asdict(TileConfig()), **extra})
+        if args.profile:
+            profile("ours/decode", lambda: dec(z), device)
+    tile = TileConfig(spatial=args.tile[0], spatial_overlap=args.tile[1]) if args.tile else TileConfig()
+    tiled = (lambda: tiled_decode(vae, z, tile), {"tile": dataclasses.asdict(tile), **extra})
     if args.train:
         module = VAEModule(args.preset).to(device)
         opt = torch.optim.AdamW(module.vae.parameters(), 1e-4)
@@ -111,6 +135,8 @@ def bench_diffusers(args, x: torch.Tensor, device: torch.device, dtype: torch.dt
         report("diffusers/decode", measure(lambda: vae.decode(z).sample, device, args), args, **extra)
         report("diffusers/encode+decode", measure(lambda: vae.decode(vae.encode(x).latent_dist.mode()).sample,
                                                   device, args), args, **extra)
+        if args.profile:
+            profile("diffusers/decode", lambda: vae.decode(z).sample, device)
 
     def tiled_decode_theirs():
         vae.enable_tiling()
@@ -134,6 +160,10 @@ def main() -> None:
     ap.add_argument("--train", action="store_true", help="also time a training step (loss of VAEModule)")
     ap.add_argument("--compile", action="store_true", help="torch.compile encoder and decoder")
     ap.add_argument("--diffusers", action="store_true", help="also time diffusers' AutoencoderKLLTXVideo")
+    ap.add_argument("--tile", type=lambda s: tuple(int(v) for v in s.split(",")), default=None,
+                    metavar="EDGE,OVERLAP", help="our spatial tile edge and overlap in pixels (diffusers' "
+                    "defaults are 512,64); default: TileConfig()")
+    ap.add_argument("--profile", action="store_true", help="print the top kernels of one decode call (ours and theirs)")
     ap.add_argument("--tiled", action="store_true", help="also time tiled decode (ours and diffusers')")
     args = ap.parse_args()
     args.height, args.width = args.height or args.size, args.width or args.size

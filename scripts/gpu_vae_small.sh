@@ -3,11 +3,14 @@
 # (issue 13), in the background:
 #   bash scripts/gpu_vae_small.sh start      # returns at once
 #   bash scripts/gpu_vae_small.sh wait 540   # waits <= 540 s, prints progress, packs $OUT
+#   bash scripts/gpu_vae_small.sh parts 0 3  # after it: weight parts 0..3 into $OUT (a call returns ~58 MB at most)
 # vae_small: experiment=vae_small_gpu on data=synthetic_live (a new clip every sample: no clip is seen
 #   twice), batch $BS, lr $LR, cosine over $STEPS steps, stopped at $T. Then its weights are written as a
 #   pretrained component (float16, split into 7 parts of ~14 MiB so that they come back from the device):
 #   `cat vae_small.safetensors.part* > model.safetensors` beside `vae_small_config.json` (as config.json).
-# tests: tests/test_gpu_strategies.py -k "vae_stage or simultaneous" (ZeRO-2/3 against trainer=gpu).
+#   They come back over two `parts` calls. When .gpu_assets/real128.pt is carried (scripts/real_footage_clips.py
+#   pack), the run is also scored there on real footage at 128x128 (meta.tar: real/summary.json + grids).
+# NOTEST=1 skips the tests: tests/test_gpu_strategies.py -k "vae_stage or simultaneous" (ZeRO-2/3 against trainer=gpu).
 set -uo pipefail
 W=${W:-/tmp/ltx_vae_small}
 PY=${PY:-python3}
@@ -17,9 +20,12 @@ QUIET="~callbacks.progress trainer.enable_progress_bar=false trainer.log_every_n
 RUNS="vae_small"
 
 run_all() {
-  stage tests $PY -m pytest -q -m gpu tests/test_gpu_strategies.py -k "vae_stage or simultaneous" \
-    -p no:cacheprovider --basetemp "$W/pt" &
-  local pt=$!
+  local pt=
+  if [ -z "${NOTEST:-}" ]; then
+    stage tests $PY -m pytest -q -m gpu tests/test_gpu_strategies.py -k "vae_stage or simultaneous" \
+      -p no:cacheprovider --basetemp "$W/pt" &
+    pt=$!
+  fi
   dmon_start "$W/logs/vae_small_sm.txt" 5
   stage vae_small $PY -m ltx_train.train experiment=vae_small_gpu $QUIET data=synthetic_live \
     data.height=128 data.width=128 data.num_train=null data.epoch_size=8192 data.num_workers=$WK \
@@ -37,17 +43,23 @@ save_component(vae, w / "export/vae", dtype=torch.float16)
 print("exported", sum(p.numel() for p in vae.parameters()), "parameters")
 PYEOF
   (cd "$W/export/vae" && split -n 7 -d model.safetensors vae_small.safetensors.part)
-  wait $pt
+  if [ -f .gpu_assets/real128.pt ]; then
+    stage real $PY scripts/real_footage_clips.py score .gpu_assets/real128.pt "$W/vae_small/checkpoints/last.ckpt" "$W/real"
+  fi
+  [ -n "$pt" ] && wait $pt
 }
 
-pack() {   # at most 8 files come back: meta.tar (logs, curves, config) + the 7 weight parts
+pack() {   # meta.tar: logs, curves, config, real-footage scores (the weight parts: `parts`)
   local m=$W/meta; rm -rf "$m"; mkdir -p "$m"
   cp "$W/vae_small/csv/version_0/metrics.csv" "$m/vae_small.metrics.csv" 2>/dev/null
   cp "$W/vae_small/metrics.json" "$m/vae_small.metrics.json" 2>/dev/null
   tail -n 40 "$W/logs/tests.log" >"$m/tests_tail.txt" 2>/dev/null
   cp "$W/logs/vae_small_sm.txt" "$W/logs/vae_small.log" "$W/timeline.txt" "$m/" 2>/dev/null
   cp "$W/export/vae/config.json" "$m/vae_small_config.json" 2>/dev/null
+  [ -d "$W/real" ] && cp -r "$W/real" "$m/real"
   tar -C "$m" -cf "$OUT/meta.tar" .
-  cp "$W"/export/vae/vae_small.safetensors.part* "$OUT/" 2>/dev/null
 }
+if [ "${1:-}" = parts ]; then
+  for i in $(seq -f %02g "$2" "$3"); do cp "$W/export/vae/vae_small.safetensors.part$i" "$OUT/"; done; ls -la "$OUT"; exit 0
+fi
 bg_main "$@"

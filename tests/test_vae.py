@@ -5,6 +5,7 @@ import json
 import math
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -129,6 +130,40 @@ def test_upsample_is_conv_plus_shortcut_through_depth_to_space(cin, cout, st, ss
     assert torch.equal(got, want)
     got.square().sum().backward()
     assert x.grad is not None and all(p.grad is not None for p in up.parameters())
+
+
+@pytest.mark.parametrize("kernel", [(1, 2, 2), (2, 4, 4), (4, 2, 8)])
+def test_the_patch_shortcut_as_one_matmul_equals_the_strided_conv_and_its_transpose(kernel):
+    """``block_linear``/``block_linear_transpose`` replace a Conv3d/ConvTranspose3d whose stride is its
+    kernel; same weights, same result (fp32 rounding), and gradients reach input and weights."""
+    from torch import nn
+
+    from ltx_train.models.vae.blocks import block_linear, block_linear_transpose
+    torch.manual_seed(0)
+    kt, kh, kw = kernel
+    enc, dec = nn.Conv3d(3, 16, kernel, stride=kernel), nn.ConvTranspose3d(16, 3, kernel, stride=kernel)
+    x = torch.randn(2, 3, 2 * kt, 3 * kh, 2 * kw, requires_grad=True)
+    y = block_linear(x, enc)
+    torch.testing.assert_close(y, enc(x), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(block_linear_transpose(y, dec), dec(y), atol=1e-5, rtol=1e-5)
+    block_linear_transpose(y, dec).square().sum().backward()
+    assert x.grad is not None and enc.weight.grad is not None and dec.weight.grad is not None
+
+
+@pytest.mark.parametrize("norm", ["pixel", "group"])
+def test_norm_with_folded_modulation_equals_norm_then_scale_and_shift(norm):
+    """The adaLN modulation folded into the norm's gain is ``norm(x) * (1 + scale) + shift``."""
+    from ltx_train.models.vae.blocks import make_norm
+    torch.manual_seed(0)
+    n = make_norm(norm, 32)
+    with torch.no_grad():
+        n.weight.uniform_(0.5, 1.5)
+    x, shift, scale = torch.randn(2, 32, 3, 4, 5), torch.randn(2, 32), torch.randn(2, 32)
+    want = n(x) * (1 + scale[:, :, None, None, None]) + shift[:, :, None, None, None]
+    torch.testing.assert_close(n(x, shift, scale), want, atol=1e-5, rtol=1e-5)
+    if norm == "pixel":   # the statistic itself: RMS over channels
+        ref = x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + n.eps) * n.weight.view(1, -1, 1, 1, 1)
+        torch.testing.assert_close(n(x), ref, atol=1e-5, rtol=1e-5)
 
 
 def test_invalid_inputs_and_configs_are_refused_with_a_reason():
@@ -280,3 +315,32 @@ class _Identity(VideoVAE):
 
     def decode(self, z, timestep=None, tile=None):
         return z
+
+
+def test_real_footage_clips_pack_then_score_equals_ltx_eval_on_the_shards(tmp_path, synthetic_shards):
+    """scripts/real_footage_clips.py: clips packed as uint8 and scored where no codec is installed give
+    the scores of evaluate_reconstruction over the datamodule's own validation decode."""
+    import importlib.util
+    import shutil
+    from ltx_train.data.datamodule import VideoDataModule
+    from ltx_train.pretrained import save_component
+    spec = importlib.util.spec_from_file_location("rfc", Path(__file__).parents[1] / "scripts/real_footage_clips.py")
+    rfc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rfc)
+    src = tmp_path / "rf" / "shards" / "synth"
+    src.mkdir(parents=True)
+    for f in synthetic_shards.glob("val-*.tar"):
+        shutil.copy(f, src / f.name)
+    rfc.pack(tmp_path / "rf", tmp_path / "clips.pt", size=32, frames=9, fps=24.0)
+    torch.manual_seed(0)
+    vae = VideoVAE(micro())
+    save_component(vae, tmp_path / "pre" / "vae")
+    rfc.score(tmp_path / "clips.pt", tmp_path / "pre", tmp_path / "scores", "cpu")
+    got = json.loads((tmp_path / "scores" / "summary.json").read_text())["sources"]["synth"]
+    dm = VideoDataModule(val_shards=str(src), num_frames=9, fps=24.0, height=32, width=32)
+    dm.setup("validate")
+    want = evaluate_reconstruction(vae, dm.val_dataloader(), tmp_path / "direct", max_videos_to_save=0)
+    assert got["clips"] == want["num_clips"] == 4 and got["clip_shape"] == want["clip_shape"]
+    assert got["psnr"] == pytest.approx(want["psnr"], abs=0.05)  # uint8 storage: within half a grey level
+    assert got["ssim"] == pytest.approx(want["ssim"], abs=2e-3)
+    assert (tmp_path / "scores" / "synth" / "clip_000.png").read_bytes()[:4] == b"\x89PNG"

@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from ltx_train.media import write_mp4
 from ltx_train.eval.video_io import frame_grid, side_by_side, to_uint8_frames, write_png
 from ltx_train.models.vae import TileConfig, VideoVAE, crop_to_valid
 
@@ -98,6 +97,7 @@ def evaluate_reconstruction(model: VideoVAE, batches: Iterable, out_dir: str | P
 
 def _save_clip(out_dir: Path, idx: int, x: torch.Tensor, recon: torch.Tensor, fps: float) -> tuple[str, str]:
     """Write the side-by-side mp4 and the frame-grid PNG of one clip; return their paths."""
+    from ltx_train.media import write_mp4  # PyAV only when a clip is saved: scoring alone needs no codec
     video_path, grid_path = out_dir / "videos" / f"clip_{idx:03d}.mp4", out_dir / "grids" / f"clip_{idx:03d}.png"
     frames = side_by_side(x, recon)
     if frames.shape[1] % 2 or frames.shape[2] % 2:  # yuv420p needs even sizes

@@ -18,10 +18,13 @@ from .causal_conv import CausalConv3d
 
 
 class PixelNorm(nn.Module):
-    """RMS norm over channels at each (t, h, w) with a per-channel gain.
+    """RMS norm over channels at each (t, h, w) with a per-channel gain, and an optional adaLN
+    modulation ``* (1 + scale) + shift`` (per sample and channel) folded into the gain.
 
     Purely local, so it is causal in time and tiles without seams (a statistic over H, W, like
-    GroupNorm's, would differ between a tile and the whole frame).
+    GroupNorm's, would differ between a tile and the whole frame). The statistic is computed in fp32
+    in one reduction and the output keeps x's dtype: under bf16 autocast a plain ``x.pow(2)`` runs in
+    fp32 and carried the whole activation, and the SiLU and padding after it, in fp32.
     """
 
     def __init__(self, channels: int, eps: float = 1e-6):
@@ -29,18 +32,30 @@ class PixelNorm(nn.Module):
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(channels))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T, H, W)
-        x = x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + self.eps)
-        return x * self.weight.view(1, -1, 1, 1, 1)
+    def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None,
+                scale: torch.Tensor | None = None) -> torch.Tensor:  # (B, C, T, H, W); shift, scale (B, C)
+        sq = torch.linalg.vector_norm(x, dim=1, keepdim=True, dtype=torch.float32).square()
+        inv = torch.rsqrt(sq / x.shape[1] + self.eps).to(x.dtype)
+        gain = self.weight.to(x.dtype)[None, :]
+        if scale is not None:
+            gain = gain * (1 + scale.to(x.dtype))
+        gain = gain[:, :, None, None, None]
+        if shift is None:
+            return x * inv * gain
+        return torch.addcmul(shift.to(x.dtype)[:, :, None, None, None], x * inv, gain)
 
 
 class FrameGroupNorm(nn.GroupNorm):
-    """GroupNorm with statistics per frame (time folded into batch) so it stays causal."""
+    """GroupNorm with statistics per frame (time folded into batch) so it stays causal; an optional
+    adaLN modulation as in ``PixelNorm``."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T, H, W)
+    def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None,
+                scale: torch.Tensor | None = None) -> torch.Tensor:  # (B, C, T, H, W)
         b = x.shape[0]
-        y = super().forward(rearrange(x, "b c t h w -> (b t) c h w"))
-        return rearrange(y, "(b t) c h w -> b c t h w", b=b)
+        y = rearrange(super().forward(rearrange(x, "b c t h w -> (b t) c h w")), "(b t) c h w -> b c t h w", b=b)
+        if scale is not None:
+            y = y * (1 + scale[:, :, None, None, None])
+        return y if shift is None else y + shift[:, :, None, None, None]
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
@@ -49,10 +64,6 @@ def make_norm(kind: str, channels: int) -> nn.Module:
     if kind == "group":
         return FrameGroupNorm(math.gcd(32, channels), channels, eps=1e-6)
     raise ValueError(f"unknown norm {kind!r}; use 'pixel' or 'group'")
-
-
-def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale[:, :, None, None, None]) + shift[:, :, None, None, None]
 
 
 class ResBlock3d(nn.Module):
@@ -78,16 +89,33 @@ class ResBlock3d(nn.Module):
         self.splits = (in_channels, in_channels, out_channels, out_channels)
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.norm1(x)
+        shift1 = scale1 = shift2 = scale2 = None
         if self.mod is not None and temb is not None:
             shift1, scale1, shift2, scale2 = self.mod(temb).split(self.splits, dim=1)
-            h = _modulate(h, shift1, scale1)
-        h = self.conv1(F.silu(h))
-        h = self.norm2(h)
-        if self.mod is not None and temb is not None:
-            h = _modulate(h, shift2, scale2)
-        h = self.conv2(F.silu(h))
+        h = self.conv1(F.silu(self.norm1(x, shift1, scale1)))
+        h = self.conv2(F.silu(self.norm2(h, shift2, scale2)))
         return self.skip(x) + h
+
+
+def block_linear(x: torch.Tensor, conv: nn.Conv3d) -> torch.Tensor:
+    """``conv(x)`` for a Conv3d whose stride equals its kernel (no padding), as one matmul.
+
+    Each output voxel is a linear map of its own input block, so the block is folded into channels
+    and multiplied by the flattened weight. Same parameters and result as the conv (float rounding
+    aside); cuDNN has no fast kernel for such large kernels (8 x 32 x 32 in ``vae/ltx``) and its
+    autotuner spends minutes on each new shape.
+    """
+    kt, kh, kw = conv.kernel_size
+    blocks = rearrange(x, "b c (t pt) (h ph) (w pw) -> b t h w (c pt ph pw)", pt=kt, ph=kh, pw=kw)
+    return F.linear(blocks, conv.weight.flatten(1), conv.bias).permute(0, 4, 1, 2, 3)
+
+
+def block_linear_transpose(z: torch.Tensor, conv: nn.ConvTranspose3d) -> torch.Tensor:
+    """``conv(z)`` for a ConvTranspose3d whose stride equals its kernel, as one matmul (see ``block_linear``)."""
+    kt, kh, kw = conv.kernel_size
+    y = torch.matmul(z.movedim(1, -1), conv.weight.flatten(1))  # (b, t, h, w, out * kt * kh * kw)
+    y = rearrange(y, "b t h w (c pt ph pw) -> b c (t pt) (h ph) (w pw)", pt=kt, ph=kh, pw=kw)
+    return y if conv.bias is None else y + conv.bias.view(1, -1, 1, 1, 1).to(y.dtype)
 
 
 def space_to_depth(x: torch.Tensor, st: int, ss: int) -> torch.Tensor:

@@ -23,7 +23,7 @@ from torch import nn
 from ..distributions import DiagonalGaussian
 from ltx_train.models.embeddings import TimestepEmbedder
 
-from .blocks import Downsample, ResBlock3d, Upsample, make_norm
+from .blocks import Downsample, ResBlock3d, Upsample, block_linear, block_linear_transpose, make_norm
 from .causal_conv import CausalConv3d
 
 
@@ -128,7 +128,7 @@ class Encoder(nn.Module):
         out = self.conv_out(nn.functional.silu(self.norm_out(h)))
         if self.shortcut is not None:  # frame 0 padded to a block of its own, as in Downsample
             x = torch.cat([x[:, :, :1].expand(-1, -1, self.tc - 1, -1, -1), x], dim=2)
-            out = out + self.shortcut(x)
+            out = out + block_linear(x, self.shortcut)
         return out
 
 
@@ -177,15 +177,14 @@ class Decoder(nn.Module):
                 h = block(h, temb)
             if i < len(self.ups):
                 h = self.ups[i](h)
-        h = self.norm_out(h)
+        shift = scale = None
         if temb is not None:
             shift, scale = self.out_mod(temb).chunk(2, dim=1)
-            h = h * (1 + scale[:, :, None, None, None]) + shift[:, :, None, None, None]
-        h = self.conv_out(nn.functional.silu(h))
+        h = self.conv_out(nn.functional.silu(self.norm_out(h, shift, scale)))
         p = self.patch_size
         out = rearrange(h, "b (c ph pw) t h w -> b c t (h ph) (w pw)", ph=p, pw=p)
         if self.shortcut is not None:
-            out = out + self.shortcut(z)[:, :, self.tc - 1:]
+            out = out + block_linear_transpose(z, self.shortcut)[:, :, self.tc - 1:]
         return out
 
 
