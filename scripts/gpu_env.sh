@@ -22,6 +22,10 @@ BertModel(cfg).save_pretrained(sys.argv[1]); tok.save_pretrained(sys.argv[1])
 PYEOF
 }
 
+# site_install WHEEL...: carried wheels into /tmp/site, for a device Python that lacks hydra & co. (put
+# /tmp/site on PYTHONPATH); offline, no deps, no bytecode
+site_install() { $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$@"; }
+
 # dmon_start FILE / dmon_stop: nvidia-smi dmon (SM utilisation, time-stamped, every second) in the background.
 # It kills the dmon process itself: `( nvidia-smi dmon ... ) & kill $!` killed only the subshell, and the
 # orphaned dmon went on writing into FILE through the later stages (sessions 5 and 6 until this fix).
@@ -47,12 +51,11 @@ bg_main() {
     rm -rf "$W"; mkdir -p "$W/logs" "$W/status"
     export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
     if [ -d .wheels ] && ! $PY -c "import hydra, webdataset, deepspeed" 2>/dev/null; then   # the device lacks hydra & co.
-      $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
-        $(ls .wheels/*.whl | grep -v torchao) || exit 1
+      site_install $(ls .wheels/*.whl | grep -v torchao) || exit 1
     fi
     # torchao (quantize=int8) only where the device has none of its own
     if ls .wheels/torchao-*.whl >/dev/null 2>&1 && ! $PY -c "import torchao" 2>/dev/null; then
-      $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .wheels/torchao-*.whl || exit 1
+      site_install .wheels/torchao-*.whl || exit 1
     fi
     export PYTHONPATH=$PWD:/tmp/site
     W=$W setsid bash "$0" run </dev/null >"$W/logs/run.out" 2>&1 &

@@ -49,7 +49,7 @@ run_all() {
 
 benches() {
   if ! $PY -c "import diffusers" 2>/dev/null && ls .gpu_assets/diffusers-*.whl >/dev/null 2>&1; then
-    $PY -m pip install -q --no-index --no-deps --target /tmp/site .gpu_assets/diffusers-*.whl
+    site_install .gpu_assets/diffusers-*.whl
   fi
   bench bench_ltx2b_nomask --compile --no-text-mask --no-diffusers --profile 14
   bench bench_ltx2b_eager --ltx2

@@ -7,10 +7,10 @@
 # (the ConvTranspose3d probe is cut at 75 s: its first call did not end in ~140 s in session 15)
 set -uo pipefail
 PY=${PY:-python3}; OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+. "$(dirname "$0")/gpu_env.sh"   # site_install
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 if ! $PY -c "import hydra, webdataset, diffusers" 2>/dev/null; then   # the device lacks hydra & co.
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
-    $(ls .wheels/*.whl | grep -v "torchao\|deepspeed") .gpu_assets/diffusers-*.whl || exit 1
+  site_install $(ls .wheels/*.whl | grep -v "torchao\|deepspeed") .gpu_assets/diffusers-*.whl || exit 1
 fi
 export PYTHONPATH=$PWD:/tmp/site
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"

@@ -5,10 +5,10 @@
 #   bash scripts/gpu_zero_vocoder_vae_bench.sh      # writes $OUT/tests.log, $OUT/bench_vae.jsonl
 set -uo pipefail
 PY=${PY:-python3}; OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+. "$(dirname "$0")/gpu_env.sh"   # site_install
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 if ! $PY -c "import hydra, webdataset, deepspeed" 2>/dev/null; then   # the device lacks hydra & co.
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
-    $(ls .wheels/*.whl | grep -v torchao) .gpu_assets/diffusers-*.whl || exit 1
+  site_install $(ls .wheels/*.whl | grep -v torchao) .gpu_assets/diffusers-*.whl || exit 1
 fi
 export PYTHONPATH=$PWD:/tmp/site
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"

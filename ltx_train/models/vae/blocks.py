@@ -47,7 +47,8 @@ class PixelNorm(nn.Module):
 
 class FrameGroupNorm(nn.GroupNorm):
     """GroupNorm with statistics per frame (time folded into batch) so it stays causal; an optional
-    adaLN modulation as in ``PixelNorm``."""
+    adaLN modulation ``* (1 + scale) + shift`` applied after it (not folded: GroupNorm's kernel takes no
+    per-sample affine)."""
 
     def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None,
                 scale: torch.Tensor | None = None) -> torch.Tensor:  # (B, C, T, H, W)
