@@ -93,8 +93,27 @@ def make_step(model: nn.Module, forward, lr: float = 1e-4):
     return step
 
 
+def bench_cfg(args, **overrides):
+    """The preset, with ``--heads`` (same width, so head_dim = width / heads) applied to every model timed."""
+    if args.heads:
+        overrides["heads"] = args.heads
+    return preset(args.preset, **overrides)
+
+
+def compile_diffusers(model: nn.Module, args) -> nn.Module:
+    """The module to call: eager, the whole model compiled, or its repeated blocks compiled in place
+    (diffusers' own ``compile_repeated_blocks``, "regional compilation": the way it recommends, and the
+    way ours is compiled in training, ``model.compile=true``)."""
+    if not args.compile or args.diffusers_eager:
+        return model
+    if args.diffusers_compile == "regional":
+        model.compile_repeated_blocks()
+        return model
+    return torch.compile(model)
+
+
 def bench_joint(args, device) -> dict:
-    cfg = preset(args.preset, modulation=args.modulation)
+    cfg = bench_cfg(args, modulation=args.modulation)
     model = JointDiT(cfg).to(device)
     if args.grad_ckpt:
         from ltx_train.parallelize import checkpoint_blocks
@@ -129,9 +148,15 @@ def bench_joint(args, device) -> dict:
     if args.profile:
         profile_step(step, args.profile)
     flops, naive = joint_dit_flops(model, b, nt, nv, ta)
-    return {"model": f"JointDiT[{args.preset}]", "params": model.num_params(), "tokens": b * (nt + nv + ta),
+    return {"model": f"JointDiT[{args.preset}" + (f", {args.heads} heads]" if args.heads else "]"), "params": model.num_params(), "tokens": b * (nt + nv + ta),
             "video_tokens": b * nv, "step_s": sec, "flops": flops, "naive_flops": naive,
             "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30}
+
+
+def compiled_tag(args) -> str:
+    if not args.compile or args.diffusers_eager:
+        return " (eager)"
+    return f" ({args.diffusers_compile} compile)"
 
 
 def bench_diffusers(args, device) -> dict | None:
@@ -140,7 +165,7 @@ def bench_diffusers(args, device) -> dict | None:
     except ImportError:
         print("diffusers not importable: skipping the LTXVideoTransformer3DModel comparison")
         return None
-    cfg = preset(args.preset)
+    cfg = bench_cfg(args)
     model = LTXVideoTransformer3DModel(
         in_channels=cfg.video_channels, out_channels=cfg.video_channels, patch_size=1, patch_size_t=1,
         num_attention_heads=cfg.heads, attention_head_dim=cfg.head_dim, cross_attention_dim=cfg.width,
@@ -156,7 +181,7 @@ def bench_diffusers(args, device) -> dict | None:
     mask[:, lt - lt // 4:] = 0
     t = torch.rand(b, device=device, generator=g) * 1000
     target = torch.randn_like(x)
-    fwd_model = torch.compile(model) if args.compile and not args.diffusers_eager else model
+    fwd_model = compile_diffusers(model, args)
 
     def forward(m):
         out = fwd_model(x, text, t, mask, num_frames=tv, height=hv, width=wv,
@@ -166,7 +191,7 @@ def bench_diffusers(args, device) -> dict | None:
     torch.cuda.reset_peak_memory_stats()
     sec = time_steps(make_step(model, forward), args.warmup, args.steps)
     params = sum(p.numel() for p in model.parameters())
-    return {"model": "diffusers.LTXVideoTransformer3DModel", "params": params, "tokens": b * nv, "video_tokens": b * nv,
+    return {"model": "diffusers.LTXVideoTransformer3DModel" + compiled_tag(args), "params": params, "tokens": b * nv, "video_tokens": b * nv,
             "step_s": sec, "flops": ltx_video_flops(model, b, nv, lt, cfg.width, cfg.depth),
             "naive_flops": 6.0 * params * b * nv, "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30}
 
@@ -180,7 +205,7 @@ def bench_diffusers_ltx2(args, device) -> dict | None:
     except ImportError:
         print("diffusers (>= 0.42) not importable: skipping the LTX2VideoTransformer3DModel comparison")
         return None
-    cfg = preset(args.preset)
+    cfg = bench_cfg(args)
     model = LTX2VideoTransformer3DModel(
         in_channels=cfg.video_channels, out_channels=cfg.video_channels, num_attention_heads=cfg.heads,
         attention_head_dim=cfg.head_dim, cross_attention_dim=cfg.width, audio_in_channels=cfg.audio_channels,
@@ -201,7 +226,7 @@ def bench_diffusers_ltx2(args, device) -> dict | None:
     mask[:, lt - lt // 4:] = 0
     t = torch.rand(b, device=device, generator=g)
     tx, ta_target = torch.randn_like(x), torch.randn_like(a)
-    fwd_model = torch.compile(model) if args.compile and not args.diffusers_eager else model
+    fwd_model = compile_diffusers(model, args)
 
     def forward(m):
         v_out, a_out = fwd_model(
@@ -214,7 +239,7 @@ def bench_diffusers_ltx2(args, device) -> dict | None:
     torch.cuda.reset_peak_memory_stats()
     sec = time_steps(make_step(model, forward), args.warmup, args.steps)
     params = sum(p.numel() for p in model.parameters())
-    return {"model": "diffusers.LTX2VideoTransformer3DModel" + (" (eager)" if fwd_model is model else ""),
+    return {"model": "diffusers.LTX2VideoTransformer3DModel" + compiled_tag(args),
             "params": params, "tokens": b * (nv + ta + lt), "video_tokens": b * nv, "step_s": sec, "flops": None,
             "naive_flops": 6.0 * params * b * (nv + ta), "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30}
 
@@ -253,9 +278,16 @@ def main(argv=None):
     p.add_argument("--index-gather", action="store_true",
                    help="with --cond-frame: broadcast the modulation by advanced indexing (the old path) for an A/B")
     p.add_argument("--no-diffusers", action="store_true")
+    p.add_argument("--no-ours", action="store_true", help="time only diffusers' models (ours measured in another call)")
     p.add_argument("--ltx2", action="store_true",
                    help="also time diffusers' audio-video LTX2VideoTransformer3DModel at the matched size")
     p.add_argument("--diffusers-eager", action="store_true", help="with --compile: run diffusers' models eager")
+    p.add_argument("--diffusers-compile", default="regional", choices=["regional", "full"],
+                   help="with --compile: diffusers' compile_repeated_blocks (its recommended way) or torch.compile(model)")
+    p.add_argument("--heads", type=int, default=None,
+                   help="override the preset's head count at the same width (e.g. ltx2b --heads 16: head dim 128)")
+    p.add_argument("--qkv-contiguous", action="store_true",
+                   help="copy q, k, v to contiguous (B, H, N, D) before SDPA (an A/B of the kernel's input layout)")
     p.add_argument("--sdpa", default="auto", choices=["auto", "cudnn", "flash", "efficient"],
                    help="force one SDPA backend for our model (default: cuDNN, flash, efficient, math in turn)")
     p.add_argument("--warmup", type=int, default=3)
@@ -278,6 +310,10 @@ def main(argv=None):
                 index[runs] = torch.tensor([g for g, n in runs for _ in range(n)], device=rows.device)
             return rows[:, index[runs]]
         layers.expand_runs = gather
+    if args.qkv_contiguous:   # A/B: q, k, v copied to contiguous (B, H, N, D) before SDPA (bench_attention.py)
+        from ltx_train.models.dit import layers
+        strided = layers.attention
+        layers.attention = lambda q, k, v, mask=None: strided(q.contiguous(), k.contiguous(), v.contiguous(), mask)
     if args.sdpa != "auto":
         from torch.nn.attention import SDPBackend
 
@@ -288,9 +324,9 @@ def main(argv=None):
     peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), 989.0)
     print(f"{name}, torch {torch.__version__}, peak {peak:.0f} TFLOP/s bf16, compile={args.compile}, sdpa={args.sdpa}, "
           f"grad_ckpt={args.grad_ckpt}, text_mask={not args.no_text_mask}, cond_frame={args.cond_frame}, "
-          f"index_gather={args.index_gather}")
+          f"index_gather={args.index_gather}, qkv_contiguous={args.qkv_contiguous}, heads={bench_cfg(args).heads} x {bench_cfg(args).head_dim}")
     results = []
-    fns = (bench_joint, None if args.no_diffusers else bench_diffusers,
+    fns = (None if args.no_ours else bench_joint, None if args.no_diffusers else bench_diffusers,
            bench_diffusers_ltx2 if args.ltx2 and not args.no_diffusers else None)
     for fn in fns:
         if fn is None:
@@ -302,8 +338,8 @@ def main(argv=None):
             r["wall_s"] = time.time() - t0
             results.append(r)
         torch.cuda.empty_cache()
-    ours = results[0] if results else None
-    for theirs in results[1:]:
+    ours = None if args.no_ours or not results else results[0]
+    for theirs in results[1:] if ours else []:
         print(f"video tokens/s ours / {theirs['model']}: {ours['video_tokens_per_s'] / theirs['video_tokens_per_s']:.2f}x"
               f"; peak memory ours / theirs: {ours['peak_mem_gib'] / theirs['peak_mem_gib']:.2f}")
     if args.json:

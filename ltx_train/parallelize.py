@@ -65,6 +65,14 @@ def compile_blocks(dit: nn.Module, **kwargs) -> None:
         block.compile(**kwargs)
 
 
+def compile_vae(vae: nn.Module, **kwargs) -> None:
+    """``torch.compile`` a ``VideoVAE``'s encoder and decoder in place (``model.compile=true`` of the VAE
+    stage): their convolutions run as cuDNN kernels either way; compiling fuses the norms, activations,
+    residual adds and the timestep modulation between them. State-dict keys do not change."""
+    vae.encoder.compile(**kwargs)
+    vae.decoder.compile(**kwargs)
+
+
 def compile_model(model: nn.Module, scope: str = "blocks", **kwargs) -> None:
     """Compile an ``LTXModel``'s parts in place for ``scope`` (see the module doc)."""
     scope = compile_scope(scope)

@@ -10,11 +10,14 @@
 #   `cat vae_small.safetensors.part* > model.safetensors` beside `vae_small_config.json` (as config.json).
 #   They come back over two `parts` calls. When .gpu_assets/real128.pt is carried (scripts/real_footage_clips.py
 #   pack), the run is also scored there on real footage at 128x128 (meta.tar: real/summary.json + grids).
+# COMPILE=true: the encoder and decoder compiled (model.compile). DEADLINE=<epoch s>: max_time so that the
+#   run, export and scoring end by then (for a run chained after another job in the same device session).
 # NOTEST=1 skips the tests: tests/test_gpu_strategies.py -k "vae_stage or simultaneous" (ZeRO-2/3 against trainer=gpu).
 set -uo pipefail
 W=${W:-/tmp/ltx_vae_small}
 PY=${PY:-python3}
-BS=${BS:-16}; LR=${LR:-1.5e-3}; STEPS=${STEPS:-4000}; T=${T:-00:00:22:00}; WK=${WK:-12}
+BS=${BS:-16}; LR=${LR:-1.5e-3}; STEPS=${STEPS:-4000}; T=${T:-00:00:22:00}; WK=${WK:-12}; COMPILE=${COMPILE:-false}
+REAL=${REAL:-.gpu_assets/real128.pt}   # the packed real-footage clips (may be carried by a later call, e.g. to /tmp)
 QUIET="~callbacks.progress trainer.enable_progress_bar=false trainer.log_every_n_steps=50 callbacks=default logger=csv"
 . "$(dirname "$0")/gpu_env.sh"   # stage(), bg_main
 RUNS="vae_small"
@@ -26,12 +29,17 @@ run_all() {
       -p no:cacheprovider --basetemp "$W/pt" &
     pt=$!
   fi
+  if [ -n "${DEADLINE:-}" ]; then   # an epoch second: train until then, less ~90 s for export and scoring
+    local left=$(( DEADLINE - $(date +%s) - 90 ))
+    T=$(printf '00:%02d:%02d:%02d' $((left / 3600)) $((left % 3600 / 60)) $((left % 60)))
+    echo "[$(date +%T)] vae_small: max_time $T (DEADLINE)" >>"$W/timeline.txt"
+  fi
   dmon_start "$W/logs/vae_small_sm.txt" 5
   stage vae_small $PY -m ltx_train.train experiment=vae_small_gpu $QUIET data=synthetic_live \
     data.height=128 data.width=128 data.num_train=null data.epoch_size=8192 data.num_workers=$WK \
     data.persistent_workers=true data.batch_size=$BS model.lr=$LR model.warmup_steps=200 \
     model.total_steps=$STEPS trainer.max_steps=$STEPS trainer.max_time=$T trainer.val_check_interval=500 \
-    trainer.limit_val_batches=1.0 hydra.run.dir="$W/vae_small"
+    trainer.limit_val_batches=1.0 model.compile=$COMPILE hydra.run.dir="$W/vae_small"
   dmon_stop
   stage export $PY - "$W" <<'PYEOF'
 import sys, torch
@@ -43,8 +51,8 @@ save_component(vae, w / "export/vae", dtype=torch.float16)
 print("exported", sum(p.numel() for p in vae.parameters()), "parameters")
 PYEOF
   (cd "$W/export/vae" && split -n 7 -d model.safetensors vae_small.safetensors.part)
-  if [ -f .gpu_assets/real128.pt ]; then
-    stage real $PY scripts/real_footage_clips.py score .gpu_assets/real128.pt "$W/vae_small/checkpoints/last.ckpt" "$W/real"
+  if [ -f "$REAL" ]; then
+    stage real $PY scripts/real_footage_clips.py score "$REAL" "$W/vae_small/checkpoints/last.ckpt" "$W/real"
   fi
   [ -n "$pt" ] && wait $pt
 }

@@ -344,3 +344,27 @@ def test_real_footage_clips_pack_then_score_equals_ltx_eval_on_the_shards(tmp_pa
     assert got["psnr"] == pytest.approx(want["psnr"], abs=0.05)  # uint8 storage: within half a grey level
     assert got["ssim"] == pytest.approx(want["ssim"], abs=2e-3)
     assert (tmp_path / "scores" / "synth" / "clip_000.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compiled_encoder_and_decoder_match_eager_and_keep_state_dict_keys():
+    """``parallelize.compile_vae`` (``model.compile=true`` of the VAE stage) with dynamo's eager backend and
+    fullgraph=True: encoder and decoder trace without a graph break, and give the eager model's
+    reconstruction and gradients; the state-dict keys (and so the checkpoints) do not change."""
+    from ltx_train.parallelize import compile_vae
+    x = torch.rand(2, 3, 9, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    runs = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        vae = VideoVAE(micro(timestep_conditioning=True))
+        keys = list(vae.state_dict())
+        if compiled:
+            torch._dynamo.reset()
+            compile_vae(vae, backend="eager", fullgraph=True)
+        recon = vae.decode(vae.encode(x).mode(), timestep=0.05)
+        (recon - x).abs().mean().backward()
+        runs.append((keys, list(vae.state_dict()), recon.detach(),
+                     torch.cat([p.grad.flatten() for p in vae.parameters() if p.grad is not None])))
+    (k0, _, r0, g0), (k1, k1_after, r1, g1) = runs
+    assert k0 == k1 == k1_after
+    torch.testing.assert_close(r1, r0, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(g1, g0, rtol=1e-4, atol=1e-6)

@@ -61,7 +61,8 @@ class VAEModule(DeviceGradClipping, L.LightningModule):
                  l1_weight: float = 1.0, ssim_weight: float = 0.5, kl_weight: float = 1e-6,
                  gan_weight: float = 0.0, gan_start_step: int = 2000, disc_lr: float | None = None,
                  disc_channels: int = 32, disc_layers: int = 3, grad_clip: float | None = 1.0,
-                 sample_posterior: bool = True, val_max_videos: int = 4, gan_update: str = "alternating"):
+                 sample_posterior: bool = True, val_max_videos: int = 4, gan_update: str = "alternating",
+                 compile: bool = False):
         super().__init__()
         check_gan_update(gan_update)
         vae = resolve_vae_config(vae).to_dict()  # hparams hold a plain dict: YAML- and checkpoint-safe
@@ -211,6 +212,10 @@ class VAEModule(DeviceGradClipping, L.LightningModule):
     def configure_model(self) -> None:
         from ltx_train.parallelize import shard_stage
         shard_stage(self, [self.vae, self.disc])   # trainer=fsdp: each network's blocks sharded; otherwise nothing
+        if self.hparams.compile and not getattr(self, "_compiled", False):
+            from ltx_train.parallelize import compile_vae
+            compile_vae(self.vae)
+            self._compiled = True
 
     def configure_optimizers(self):
         hp = self.hparams
