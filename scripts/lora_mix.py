@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the report here (JSON)")
+    p.add_argument("--frames", metavar="DIR", help="also save each mix's clips as DIR/<mix>.npz (uint8 (N, T, H, W, 3)), to rescore")
     args = p.parse_args(argv)
     pipe = LTXVideoPipeline.from_pretrained(args.base)
     names = []
@@ -45,6 +47,9 @@ def main(argv: list[str] | None = None) -> dict:
         clips = pipe(prompts, steps=args.steps, seed=args.seed)
         pan = [camera_pan_score(c.frames) for c in clips]
         look = [palette_score(c.frames, args.palette) for c in clips]
+        if args.frames:
+            Path(args.frames).mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(Path(args.frames) / f"{mix}.npz", frames=np.stack([c.frames for c in clips]))
         report["mixes"][mix] = {"pan_px_per_frame": pan, "palette": look,
                                 "mean_pan": float(np.mean(pan)), "mean_palette": float(np.mean(look))}
         print(f"{dict(zip(names, weights))}: {args.palette} score {np.mean(look):.3f}, pan {np.mean(pan):.3f} px/frame "

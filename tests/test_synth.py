@@ -280,6 +280,24 @@ def test_camera_pan_score_has_the_sign_of_the_pan():
         assert abs(score["pan_left"] - expected) < 0.3, (score, expected)
 
 
+def test_camera_pan_score_reads_the_pan_under_a_strong_tint():
+    """A generated clip can overshoot its style (sepia score ~1.6 stacked with a motion adapter). The object
+    mask white-balances each frame first, so brown walls do not all count as objects: before that, every
+    pixel was masked and the pan read exactly 0 on clips that pan (experiments/lora.md, session 18)."""
+    from ltx_train.data.synth_palette import PALETTES
+    from ltx_train.eval.look import camera_pan_score, object_pixels, palette_score
+
+    toward_sepia = PALETTES["sepia"].reference_colour - PALETTES["default"].reference_colour
+    for seed in range(3):
+        frames = render_clip(seed, SynthConfig(camera="pan_left", palette="sepia")).frames
+        tinted = (np.clip(frames / 255.0 + 0.6 * toward_sepia, 0, 1) * 255).round().astype(np.uint8)
+        assert palette_score(tinted, "sepia") > 1.4
+        assert object_pixels(tinted[0]).mean() < 0.2      # objects, not walls
+        pan = camera_pan_score(tinted)
+        ref = camera_pan_score(frames)
+        assert ref > 0.1 and abs(pan - ref) < 0.2 * ref, (seed, pan, ref)   # the estimator is good to ~0.1 px/frame
+
+
 def test_cli_writes_the_generator_options_into_manifest_and_annotations(tmp_path):
     import json
 
