@@ -11,7 +11,12 @@
 # 3. PART=bench (or all): bench/bench_dit.py at `ltx2b` (~10k tokens): ours compiled without a text mask
 #    (profiled), then eager and compiled beside diffusers' LTXVideoTransformer3DModel and (eager)
 #    LTX2VideoTransformer3DModel; needs a diffusers wheel in .gpu_assets/.
-# PART=loop (default) | bench | all. PROBES: which loop probes (default: the before/after set).
+# 4. PART=heads: the same bench at 16 heads x 128 (ours and diffusers', regional compile) and diffusers'
+#    own 32 x 64 compiled (experiments/gpu_speed.md, session 17).
+# 5. PART=attn: bench/bench_attention.py (the attention call alone, per q/k/v layout and backend), then
+#    ours at 16 x 128 with and without contiguous q, k, v, at batch 2, and diffusers' two layouts, all in
+#    one run on one machine (session 18).
+# PART=loop (default) | bench | all | heads | attn. PROBES: which loop probes (default: the before/after set).
 # SMOKE=1: the same on CPU, tiny sizes (a check of the script).
 set -uo pipefail
 W=${W:-/tmp/ltx_speed}
@@ -45,12 +50,35 @@ bench() {   # bench NAME ARGS...: bench/bench_dit.py, its output and JSON in log
 run_all() {
   case ${PART:-loop} in loop|all) loop_probes ;; esac
   case ${PART:-loop} in bench|all) benches ;; esac
+  case ${PART:-loop} in heads) benches_heads ;; esac
+  case ${PART:-loop} in attn) benches_attn ;; esac
 }
 
-benches() {
+need_diffusers() {
   if ! $PY -c "import diffusers" 2>/dev/null && ls .gpu_assets/diffusers-*.whl >/dev/null 2>&1; then
     site_install .gpu_assets/diffusers-*.whl
   fi
+}
+
+benches_heads() {   # session 17: ltx2b at 16 heads x 128 (same width, parameters and FLOPs), everything compiled
+  need_diffusers
+  bench bench_h16_nomask --compile --heads 16 --no-text-mask --profile 14   # + diffusers at 16 x 128, regional compile
+  bench bench_h32_diffusers --compile --no-ours                             # diffusers at its own 32 x 64, regional compile
+}
+
+benches_attn() {   # session 18: where the attention backward loses time in the step, and the same-run comparison
+  need_diffusers
+  stage attn_h16 $PY bench/bench_attention.py --json "$W/logs/attn.jsonl"
+  bench bench_h16 --compile --heads 16 --no-text-mask --no-diffusers --profile 20
+  bench bench_h16_contig --compile --heads 16 --no-text-mask --no-diffusers --qkv-contiguous --profile 20
+  bench bench_h16_diffusers --compile --heads 16 --no-ours    # diffusers at 16 x 128, regional compile
+  bench bench_h32_diffusers --compile --no-ours               # diffusers at its own 32 x 64
+  stage attn_h32 $PY bench/bench_attention.py --heads 32 --head-dim 64 --json "$W/logs/attn.jsonl"
+  bench bench_h16_b2 --compile --heads 16 --no-text-mask --no-diffusers --batch 2
+}
+
+benches() {
+  need_diffusers
   bench bench_ltx2b_nomask --compile --no-text-mask --no-diffusers --profile 14
   bench bench_ltx2b_eager --ltx2
   bench bench_ltx2b_compiled --compile
