@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from bench_dit import time_steps   # CUDA-event timing after warm-up (bench/ is on sys.path when run as a script)
+
 BACKENDS = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
             "efficient": SDPBackend.EFFICIENT_ATTENTION}
 
@@ -33,19 +35,6 @@ def inputs(layout: str, b: int, h: int, n: int, d: int, device, dtype):
     qkv = torch.randn(b, n, 3 * h * d, device=device, dtype=dtype, generator=g).requires_grad_()
     q, k, v = qkv.view(b, n, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)
     return [qkv], (q, k, v)
-
-
-def time_ms(fn, warmup: int, iters: int) -> float:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / iters
 
 
 def run(layout: str, backend: str, args, device) -> dict:
@@ -69,8 +58,8 @@ def run(layout: str, backend: str, args, device) -> dict:
 
     try:
         with torch.no_grad():
-            t_f = time_ms(fwd, args.warmup, args.iters)
-        t_fb = time_ms(fwd_bwd, args.warmup, args.iters)
+            t_f = 1000.0 * time_steps(fwd, args.warmup, args.iters)   # ms
+        t_fb = 1000.0 * time_steps(fwd_bwd, args.warmup, args.iters)
     except RuntimeError as e:   # a backend that cannot take this call
         return {"layout": layout, "backend": backend, "error": str(e).splitlines()[0][:160]}
     flops = 4.0 * b * h * n * n * d
