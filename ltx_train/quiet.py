@@ -28,11 +28,20 @@ IGNORED_WARNINGS = [
 ]
 
 
+# (substring of a Lightning info line, why it is noise here)
+DROPPED_LINES = [
+    ("litlogger", "Lightning's advertising tip for its cloud logger, printed at every fit"),
+    ("Trainer already configured with model summary callbacks",
+     "ltx-train passes its own summary (modules/summary.py: no column of zero FLOPs) on purpose"),
+]
+
+
 class _DropTips(logging.Filter):
-    """Lightning's advertising tip for its cloud logger, printed at every fit."""
+    """The Lightning info lines of ``DROPPED_LINES``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
+        message = record.getMessage()
+        return not any(text in message for text, _why in DROPPED_LINES)
 
 
 # loggers that print at INFO through Hydra's root handler although nothing is wrong

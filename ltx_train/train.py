@@ -23,7 +23,7 @@ from pathlib import Path
 import hydra
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import ModelSummary, ProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
@@ -34,6 +34,7 @@ from ltx_train.hydra_utils import CONF_DIR, build, build_all, check_config, chec
 from ltx_train.modules.checkpointing import AtomicCheckpointIO
 from ltx_train.modules.preemption import Preemption
 from ltx_train.modules.run_state import RunState
+from ltx_train.modules.summary import ParamSummary
 from ltx_train.tracking import finish_wandb, fill_wandb_identity, provenance, run_identity
 
 log = logging.getLogger("ltx_train.train")
@@ -56,6 +57,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         callbacks.append(BadSampleMetrics())
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a progress bar callback then
         callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
+    if cfg.trainer.get("enable_model_summary", True) and not any(isinstance(cb, ModelSummary) for cb in callbacks):
+        callbacks.append(ParamSummary())   # Lightning's own prints a FLOPs column of zeros (modules/summary.py)
     identity = run_identity(cfg)
     fill_wandb_identity(cfg, identity)   # name / group / job_type of this job, where the config has none
     plain_cfg = OmegaConf.to_container(cfg, resolve=True)
