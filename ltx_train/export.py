@@ -2,6 +2,12 @@
 
     ltx-export checkpoint=<dit.ckpt> vocoder_checkpoint=<vocoder.ckpt> out=<dir> [dtype=bfloat16] [use_ema=true]
     ltx-export checkpoint=<lora.ckpt> out=<dir>      # a LoRA run: the adapter alone, in peft's format
+    ltx-export pretrained=<dir> lora=[<adapter>,...] [lora_weights=[1.0,...]] out=<dir>   # adapters fused in
+
+The third form writes a new base with adapters merged into its weights (``fuse_lora`` then
+``unload_lora_weights(keep_fused=True)``): a model to serve without a LoRA branch, or to train the next
+adapter on top of (``experiments/lora.md``: a motion adapter trained on the style-fused base stacks with
+that style at full weight where independently trained ones do not).
 
 The DiT checkpoint records its model, both frozen VAEs and the text encoder's reference
 (``DiTModule.on_save_checkpoint``), so it alone gives every component but the vocoder (a run on a
@@ -49,10 +55,37 @@ def pipeline_from_checkpoints(checkpoint: str | Path, vocoder_checkpoint: str | 
     return LTXVideoPipeline(parts["vae"], parts["audio_vae"], parts["model"], encoder, vocoder).to(device)
 
 
+def fuse_adapters(pretrained: str | Path, adapters: list[str], weights: list[float] | None, out: str | Path,
+                  dtype: torch.dtype | None = None) -> Path:
+    """``pretrained`` with ``adapters`` (at ``weights``, default 1 each) merged into its weights, saved to ``out``."""
+    from ltx_train.pipeline import LTXVideoPipeline
+
+    weights = [1.0] * len(adapters) if weights is None else [float(w) for w in weights]
+    if not adapters or len(weights) != len(adapters):
+        raise ConfigError(f"lora: {len(adapters)} adapter(s) and lora_weights: {len(weights)}; "
+                          f"give at least one adapter and one weight per adapter")
+    pipe = LTXVideoPipeline.from_pretrained(pretrained)
+    names = [pipe.load_lora_weights(path, adapter_name=f"adapter{i}") for i, path in enumerate(adapters)]
+    pipe.set_adapters(names, weights=weights)
+    pipe.fuse_lora()
+    pipe.unload_lora_weights(keep_fused=True)
+    return pipe.save_pretrained(out, dtype=dtype)
+
+
 def export(cfg: DictConfig) -> Path:
     check_config(cfg)
     if cfg.dtype not in DTYPES:
         raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}")
+    if (cfg.checkpoint is None) == (cfg.pretrained is None):
+        raise ConfigError("give exactly one of checkpoint= (a training run to export) and pretrained= "
+                          "(a pretrained directory to fuse lora=[...] into)")
+    if cfg.pretrained is not None:
+        out = fuse_adapters(cfg.pretrained, list(cfg.lora), cfg.lora_weights, cfg.out, DTYPES[cfg.dtype])
+        print(f"[ltx-export] {out}: {cfg.pretrained} with {len(cfg.lora)} adapter(s) fused in "
+              f"(weights {list(cfg.lora_weights or [1.0] * len(cfg.lora))}), model in {cfg.dtype}")
+        return out
+    if len(cfg.lora):
+        raise ConfigError("lora=[...] is fused into pretrained=<dir>; with checkpoint= it has no use")
     if "lora" in safe_load_checkpoint(cfg.checkpoint):
         from ltx_train.modules.lora_module import adapter_from_checkpoint
         size = adapter_from_checkpoint(cfg.checkpoint, cfg.out, use_ema=cfg.use_ema)

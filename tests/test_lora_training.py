@@ -86,3 +86,41 @@ def test_lora_style_trains_only_the_adapter_and_exports_it(base_dir, synthetic_s
     gen = generate(compose_cfg("generate", tmp_path / "gen", f"pretrained={base_dir}", f"lora=[{adapter}:0.8]",
                                "steps=2", "prompt=a red ball falls", "height=32", "width=32", "seconds=0.4"))
     assert gen[0].is_file()
+
+
+def test_export_fuses_adapters_into_a_new_base_that_predicts_like_the_stacked_pipeline(tmp_path):
+    """`ltx-export pretrained=<dir> lora=[...] lora_weights=[...]`: the adapters merged into a new base, whose
+    model predicts what the base with the same adapters at the same weights predicts."""
+    from ltx_train.config import ConfigError
+    from ltx_train.export import export
+    from ltx_train.models.audio.audio_vae import AudioVAE
+    from ltx_train.models.audio.presets import audio_vae_config
+    from ltx_train.models.text.encoder import FrozenTextEncoder
+    from ltx_train.models.vae import VideoVAE, preset
+    from ltx_train.pipeline import LTXVideoPipeline
+    from test_lora import run, tiny_model, trained_adapter
+
+    # a base whose output depends on its blocks (a fresh model's zero-initialised gates hide any adapter)
+    base_dir = LTXVideoPipeline(VideoVAE(preset("tiny")), AudioVAE(audio_vae_config("tiny")), tiny_model(physics=True),
+                                FrozenTextEncoder(max_length=16)).save_pretrained(tmp_path / "base")
+    pipe = LTXVideoPipeline.from_pretrained(base_dir)
+    style = trained_adapter(pipe.model, tmp_path, "style", seed=1)
+    motion = trained_adapter(pipe.model, tmp_path, "motion", seed=2)
+    out = export(compose_cfg("export", tmp_path / "job", f"pretrained={base_dir}", f"lora=[{style},{motion}]",
+                             "lora_weights=[1.0,0.5]", f"out={tmp_path / 'fused'}"))
+    fused = LTXVideoPipeline.from_pretrained(out)
+
+    plain = run(pipe.model)
+    pipe.load_lora_weights(style, adapter_name="style")
+    pipe.load_lora_weights(motion, adapter_name="motion")
+    pipe.set_adapters(["style", "motion"], weights=[1.0, 0.5])
+    stacked = run(pipe.model)
+    assert (stacked - plain).abs().max() > 1e-2                     # the adapters change the output ...
+    torch.testing.assert_close(run(fused.model), stacked, rtol=1e-4, atol=1e-5)   # ... and so does the fused base
+    assert not getattr(fused.model, "peft_config", None)           # a plain model: no LoRA layers left
+
+    with pytest.raises(ConfigError, match="exactly one of checkpoint"):
+        export(compose_cfg("export", tmp_path / "job", f"out={tmp_path / 'x'}"))
+    with pytest.raises(ConfigError, match="one weight per adapter"):
+        export(compose_cfg("export", tmp_path / "job", f"pretrained={base_dir}", f"lora=[{style}]",
+                           "lora_weights=[1.0,0.5]", f"out={tmp_path / 'x'}"))
