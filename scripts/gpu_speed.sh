@@ -16,7 +16,7 @@
 # 5. PART=attn: bench/bench_attention.py (the attention call alone, per q/k/v layout and backend), then
 #    ours at 16 x 128 with and without contiguous q, k, v, at batch 2, and diffusers' two layouts, all in
 #    one run on one machine (session 18).
-# PART=loop (default) | bench | all | heads | attn. PROBES: which loop probes (default: the before/after set).
+# PART=loop (default) | bench | all | heads | attn (SHORT=1: its first three stages). PROBES: which loop probes (default: the before/after set).
 # SMOKE=1: the same on CPU, tiny sizes (a check of the script).
 set -uo pipefail
 W=${W:-/tmp/ltx_speed}
@@ -71,6 +71,7 @@ benches_attn() {   # session 18: where the attention backward loses time in the 
   stage attn_h16 $PY bench/bench_attention.py --json "$W/logs/attn.jsonl"
   bench bench_h16 --compile --heads 16 --no-text-mask --no-diffusers --profile 20
   bench bench_h16_contig --compile --heads 16 --no-text-mask --no-diffusers --qkv-contiguous --profile 20
+  [ -n "${SHORT:-}" ] && return 0   # SHORT=1: the layout question alone (a few device minutes)
   bench bench_h16_diffusers --compile --heads 16 --no-ours    # diffusers at 16 x 128, regional compile
   bench bench_h32_diffusers --compile --no-ours               # diffusers at its own 32 x 64
   stage attn_h32 $PY bench/bench_attention.py --heads 32 --head-dim 64 --json "$W/logs/attn.jsonl"
