@@ -36,7 +36,7 @@ DROPPED_LINES = [
 ]
 
 
-class _DropTips(logging.Filter):
+class _DropLines(logging.Filter):
     """The Lightning info lines of ``DROPPED_LINES``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -58,5 +58,5 @@ def silence_library_noise() -> None:
         warnings.filterwarnings("ignore", message=pattern)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
         logger = logging.getLogger(name)
-        if not any(isinstance(f, _DropTips) for f in logger.filters):
-            logger.addFilter(_DropTips())
+        if not any(isinstance(f, _DropLines) for f in logger.filters):
+            logger.addFilter(_DropLines())
