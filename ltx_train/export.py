@@ -82,7 +82,7 @@ def export(cfg: DictConfig) -> Path:
     if cfg.pretrained is not None:
         out = fuse_adapters(cfg.pretrained, list(cfg.lora), cfg.lora_weights, cfg.out, DTYPES[cfg.dtype])
         print(f"[ltx-export] {out}: {cfg.pretrained} with {len(cfg.lora)} adapter(s) fused in "
-              f"(weights {list(cfg.lora_weights or [1.0] * len(cfg.lora))}), model in {cfg.dtype}")
+              f"(weights {cfg.lora_weights or 'all 1.0'}), model in {cfg.dtype}")
         return out
     if len(cfg.lora):
         raise ConfigError("lora=[...] is fused into pretrained=<dir>; with checkpoint= it has no use")
