@@ -22,8 +22,6 @@ and by the vocoder to a waveform.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import json
 import logging
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from ltx_train.eval.video_io import to_uint8_frames
 from ltx_train.lora import LoraLoaderMixin
 from ltx_train.models.audio.griffin_lim import griffin_lim
 from ltx_train.models.text.encoder import FrozenTextEncoder
+from ltx_train.placement import ComponentPlacement
 from ltx_train.pretrained import PretrainedError, load_component, save_component
 from ltx_train.timing import mel_frames_per_video_frame
 
@@ -85,14 +84,7 @@ def text_encoder_reference(path: str | Path, index: dict) -> tuple[str | None, i
     return te_path, int(te.get("max_length", 64))
 
 
-def _device_of(module: nn.Module) -> torch.device:
-    t = next(iter(module.parameters()), None)
-    if t is None:
-        t = next(iter(module.buffers()), None)
-    return t.device if t is not None else torch.device("cpu")
-
-
-class LTXVideoPipeline(LoraLoaderMixin):
+class LTXVideoPipeline(ComponentPlacement, LoraLoaderMixin):
     def __init__(self, vae: nn.Module, audio_vae: nn.Module, model: nn.Module,
                  text_encoder: FrozenTextEncoder, vocoder: nn.Module | None = None):
         self.vae, self.audio_vae, self.model = vae.eval(), audio_vae.eval(), model.eval()
@@ -172,63 +164,6 @@ class LTXVideoPipeline(LoraLoaderMixin):
             index["vocoder"] = [None, None]
         (path / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
         return path
-
-    # ------------------------------------------------------------------ placement
-    PARTS = ("text_encoder", "vae", "audio_vae", "model", "vocoder")
-
-    @property
-    def device(self) -> torch.device:
-        """Where the DiT runs (the execution device under CPU offload)."""
-        return self.offload_device if self.offload_device is not None else _device_of(self.model)
-
-    def to(self, device: str | torch.device) -> LTXVideoPipeline:
-        self.offload_device = None
-        for part in (self.vae, self.audio_vae, self.model, self.vocoder, self.text_encoder, self.mel):
-            if part is not None:
-                part.to(device)
-        return self
-
-    def place(self, device_map: dict[str, str | torch.device]) -> LTXVideoPipeline:
-        """Put each component on its own device, e.g. the DiT on one GPU and the text encoder, VAEs and
-        vocoder on another: ``{"model": "cuda:0", "text_encoder": "cuda:1", "vae": "cuda:1",
-        "audio_vae": "cuda:1", "vocoder": "cuda:1"}``. Components not named stay where they are; each
-        step's tensors move to the device of the component that runs next."""
-        unknown = sorted(set(device_map) - set(self.PARTS))
-        if unknown:
-            raise ValueError(f"device_map: unknown component {unknown[0]!r} (components: {', '.join(self.PARTS)})")
-        self.offload_device = None
-        for name, dev in device_map.items():
-            part = getattr(self, name)
-            if part is not None:
-                part.to(torch.device(dev))
-        self.mel.to(self._device("vocoder" if self.vocoder is not None else "audio_vae"))
-        return self
-
-    def enable_model_cpu_offload(self, device: str | torch.device = "cuda") -> LTXVideoPipeline:
-        """Keep every component in host memory and move each to ``device`` only while it runs (the text
-        encoder, then the VAE for an image, the DiT for sampling, the VAEs and vocoder for decoding), so
-        the device holds one component's weights at a time plus the activations."""
-        self.to("cpu")
-        self.offload_device = torch.device(device)
-        return self
-
-    def _device(self, name: str) -> torch.device:
-        if self.offload_device is not None:
-            return self.offload_device
-        return _device_of(getattr(self, name))
-
-    @contextmanager
-    def _running(self, name: str):
-        """The device component ``name`` runs on; under CPU offload it is moved there for the block."""
-        part = getattr(self, name)
-        if self.offload_device is None or part is None:
-            yield self._device(name) if part is not None else self.device
-            return
-        part.to(self.offload_device)
-        try:
-            yield self.offload_device
-        finally:
-            part.to("cpu")
 
     # ------------------------------------------------------------------ sampling
     def num_frames(self, seconds: float, fps: float) -> int:
