@@ -15,12 +15,8 @@ smaller. With ``modulation="block"`` (DiT-style per-block adaLN) add 6 D^2 per b
 The ``text_dim`` default matches the ``baseline`` text connector (width 256); set it to the
 connector's ``output_dim`` (512 for ``ltx23``).
 
-Measured on one H100 80GB (torch 2.11, bf16 autocast, fused AdamW, bench/bench_dit.py, batch 1,
-13 x 24 x 32 video latents + 97 audio + 192 text = 10273 tokens), ``1b``: 261 ms/step compiled
-without a text mask (44% MFU; the connector's ``register_mode="replace"`` needs none), 330 ms
-compiled with it, 357 / 434 ms eager without / with it. diffusers' LTXVideoTransformer3DModel of the
-same width, depth and heads on the 9984 video tokens, timed in the same runs: 379 ms compiled,
-446 ms eager.
+Step times and MFU of ``1b`` and ``ltx2b`` beside diffusers' transformers of the same size are in
+``bench/README.md`` and ``experiments/gpu_speed.md`` (figures age; they are kept with their commands).
 """
 from __future__ import annotations
 
