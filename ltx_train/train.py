@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import hydra
@@ -214,6 +215,8 @@ def resume_in_place(cfg: DictConfig) -> None:
             name = node.get("name", "lightning_logs")
             if name in versions:
                 OmegaConf.update(cfg, f"logger.{key}.version", versions[name], force_add=True)
+    # Lightning warns of a non-empty checkpoint directory: here it holds this run's own checkpoints
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     print(f"[ltx-train] resuming {path} in its run directory {run_dir}")
 
 
