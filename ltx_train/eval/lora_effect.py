@@ -2,9 +2,10 @@
 
 For each weight w, the same prompts and seed are generated with the adapter set to w (w = 0 is the
 base), and each clip is measured from its frames alone (``ltx_train.eval.look``): ``palette_score``
-toward a palette (0 = the default look, 1 = that palette) and ``camera_pan_score`` (background shift,
-px/frame; positive = the scene moves right = the camera pans left). The report has the per-weight
-means and the per-clip values; ``strip.png`` shows frame 0, middle and last of every clip, one row
+toward a palette (0 = the default look, 1 = that palette), ``camera_pan_score`` (the wall's shift,
+px/frame; positive = the scene moves right = the camera pans left) and ``room_edge_pan_score`` (the same
+read from the room's edge entering the frame; NaN where unreadable, left out of the mean and counted).
+The report has the per-weight means and the per-clip values; ``strip.png`` shows frame 0, middle and last of every clip, one row
 per weight; the clips are written as mp4s.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ltx_train.eval.look import camera_pan_score, palette_score
+from ltx_train.eval.look import camera_pan_score, palette_score, room_edge_pan_score
 from ltx_train.eval.video_io import write_png
 
 
@@ -24,6 +25,18 @@ def default_prompts(n: int, height: int = 64, width: int = 64, drop_caption: tup
     from ltx_train.data.synth import VAL_SEED_OFFSET, SynthConfig, render_clip
     cfg = SynthConfig(height=height, width=width, drop_caption=tuple(drop_caption))
     return [render_clip(VAL_SEED_OFFSET + i, cfg).caption for i in range(n)]
+
+
+def means(scores: list[dict]) -> dict:
+    """``mean_<key>`` over the clips of each score; NaN (unreadable) values are left out and counted."""
+    out = {}
+    for k in scores[0]:
+        values = np.array([s[k] for s in scores], dtype=np.float64)
+        ok = values[~np.isnan(values)]
+        out[f"mean_{k}"] = float(ok.mean()) if len(ok) else None
+        if len(ok) < len(values):
+            out[f"unreadable_{k}"] = int(len(values) - len(ok))
+    return out
 
 
 def weight_sweep(pipe, adapters: list[tuple[str, str]], weights: list[float], prompts: list[str], out: Path,
@@ -40,14 +53,14 @@ def weight_sweep(pipe, adapters: list[tuple[str, str]], weights: list[float], pr
         scores = []
         for i, clip in enumerate(clips):
             LTXVideoPipeline.save(clip, out / f"w{w:g}_{i:02d}.mp4")
-            s = {"pan_px_per_frame": camera_pan_score(clip.frames)}
+            s = {"pan_px_per_frame": camera_pan_score(clip.frames),
+                 "edge_pan_px_per_frame": room_edge_pan_score(clip.frames)}
             if palette:
                 s["palette"] = palette_score(clip.frames, palette)
             scores.append(s)
         t = clips[0].frames.shape[0]
         rows.append(np.concatenate([c.frames[j] for c in clips for j in (0, t // 2, t - 1)], axis=1))
-        report["weights"][f"{w:g}"] = {
-            "clips": scores, **{f"mean_{k}": float(np.mean([s[k] for s in scores])) for k in scores[0]}}
+        report["weights"][f"{w:g}"] = {"clips": scores, **means(scores)}
     pipe.unload_lora_weights()
     write_png(out / "strip.png", np.concatenate(rows, axis=0))
     (out / "report.json").write_text(json.dumps(report, indent=2))
