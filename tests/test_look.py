@@ -58,4 +58,24 @@ def test_lora_weight_sweep_reports_both_pan_statistics_and_counts_unreadable_cli
     assert not getattr(pipe.model, "peft_config", None)     # the sweep leaves the base as it found it
     nan = float("nan")
     assert means([{"a": 1.0, "b": nan}, {"a": 3.0, "b": 0.5}]) == {"mean_a": 2.0, "mean_b": 0.5, "unreadable_b": 1}
-    assert means([{"b": nan}]) == {"mean_b": None, "unreadable_b": 1}
+    assert means([{"b": nan}, {"b": None}]) == {"mean_b": None, "unreadable_b": 2}
+
+
+def test_lora_mix_script_scores_each_mix_with_both_pan_statistics(pipe, tmp_path):  # noqa: F811
+    import json
+    import sys
+    from pathlib import Path
+
+    from test_lora import trained_adapter
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import lora_mix
+
+    pipe.save_pretrained(tmp_path / "base")
+    adapter = trained_adapter(pipe.model, tmp_path, "motion")
+    report = lora_mix.main(["--base", str(tmp_path / "base"), "--lora", f"motion={adapter}", "--mix", "0", "--mix", "1",
+                            "--prompts", "1", "--steps", "2", "--guidance", "2", "--out", str(tmp_path / "mix.json")])
+    assert json.loads((tmp_path / "mix.json").read_text()) == json.loads(json.dumps(report))
+    assert report["guidance"] == 2.0 and set(report["mixes"]) == {"0", "1"}
+    for row in report["mixes"].values():
+        assert len(row["pan_px_per_frame"]) == len(row["edge_pan_px_per_frame"]) == 1
+        assert row["edge_readable"] == sum(x is not None for x in row["edge_pan_px_per_frame"])

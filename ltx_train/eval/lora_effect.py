@@ -27,15 +27,20 @@ def default_prompts(n: int, height: int = 64, width: int = 64, drop_caption: tup
     return [render_clip(VAL_SEED_OFFSET + i, cfg).caption for i in range(n)]
 
 
+def readable(value: float) -> float | None:
+    """A statistic as the JSON report holds it: None where it could not be read (NaN)."""
+    return None if np.isnan(value) else float(value)
+
+
 def means(scores: list[dict]) -> dict:
-    """``mean_<key>`` over the clips of each score; NaN (unreadable) values are left out and counted."""
+    """``mean_<key>`` over the clips of each score; unreadable values (None or NaN) are left out and counted."""
     out = {}
     for k in scores[0]:
-        values = np.array([s[k] for s in scores], dtype=np.float64)
-        ok = values[~np.isnan(values)]
-        out[f"mean_{k}"] = float(ok.mean()) if len(ok) else None
+        values = [s[k] for s in scores]
+        ok = [v for v in values if v is not None and not np.isnan(v)]
+        out[f"mean_{k}"] = float(np.mean(ok)) if ok else None
         if len(ok) < len(values):
-            out[f"unreadable_{k}"] = int(len(values) - len(ok))
+            out[f"unreadable_{k}"] = len(values) - len(ok)
     return out
 
 
@@ -54,7 +59,7 @@ def weight_sweep(pipe, adapters: list[tuple[str, str]], weights: list[float], pr
         for i, clip in enumerate(clips):
             LTXVideoPipeline.save(clip, out / f"w{w:g}_{i:02d}.mp4")
             s = {"pan_px_per_frame": camera_pan_score(clip.frames),
-                 "edge_pan_px_per_frame": room_edge_pan_score(clip.frames)}
+                 "edge_pan_px_per_frame": readable(room_edge_pan_score(clip.frames))}
             if palette:
                 s["palette"] = palette_score(clip.frames, palette)
             scores.append(s)
