@@ -4,9 +4,9 @@ For each weight w, the same prompts and seed are generated with the adapter set 
 base), and each clip is measured from its frames alone (``ltx_train.eval.look``): ``palette_score``
 toward a palette (0 = the default look, 1 = that palette), ``camera_pan_score`` (the wall's shift,
 px/frame; positive = the scene moves right = the camera pans left) and ``room_edge_pan_score`` (the same
-read from the room's edge entering the frame; NaN where unreadable, left out of the mean and counted).
-The report has the per-weight means and the per-clip values; ``strip.png`` shows frame 0, middle and last of every clip, one row
-per weight; the clips are written as mp4s.
+read from the room's edge entering the frame; null where unreadable, left out of the mean and counted).
+The report has the per-weight means and the per-clip values; ``strip.png`` shows frame 0, middle and
+last of every clip, one row per weight; the clips are written as mp4s.
 """
 from __future__ import annotations
 
