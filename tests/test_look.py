@@ -79,3 +79,20 @@ def test_lora_mix_script_scores_each_mix_with_both_pan_statistics(pipe, tmp_path
     for row in report["mixes"].values():
         assert len(row["pan_px_per_frame"]) == len(row["edge_pan_px_per_frame"]) == 1
         assert row["edge_readable"] == sum(x is not None for x in row["edge_pan_px_per_frame"])
+
+
+def test_adherence_camera_layer_reads_a_one_sided_edge_as_a_pan_and_two_sided_as_the_registration_says():
+    """The adherence camera layer had the same blind spot: a generated pan whose wall grain stays put
+    registered as a zoom out or a still camera (in the stacks of experiments/lora.md, session 20)."""
+    from ltx_train.eval.adherence.camera import CameraEstimate, estimate_camera
+    from ltx_train.eval.adherence.config import AdherenceConfig
+
+    cfg = AdherenceConfig()
+    assert estimate_camera(wall_with_band([0.5 * t for t in range(25)])).motion(cfg) == "pan_left"
+    T, H = 25, 64
+    zoom_out = CameraEstimate(np.exp(np.linspace(0, -0.2, T)), np.zeros((T, 2)), H, H, edge_growth=(0.2, 0.2))
+    assert zoom_out.motion(cfg) == "zoom_out"                                  # both sides uncovered: a zoom
+    one_side = CameraEstimate(zoom_out.zoom, zoom_out.shift, H, H, edge_growth=(0.0, 0.3))
+    assert one_side.motion(cfg) == "pan_right"                                 # the right side alone: a pan
+    unread = CameraEstimate(zoom_out.zoom, zoom_out.shift, H, H, edge_growth=None)
+    assert unread.motion(cfg) == "zoom_out"

@@ -149,10 +149,10 @@ def outside_band_widths(frames: np.ndarray) -> np.ndarray:
     return widths
 
 
-def room_edge_pan_score(frames: np.ndarray) -> float:
-    """Growth rate of the left outside band minus that of the right, px/frame (+ = the camera pans left,
-    as ``camera_pan_score``), from a least-squares line through each side's widths; NaN when either
-    side's widths stray more than ``EDGE_FIT_RMS`` px (rms) from their line."""
+def outside_band_growth(frames: np.ndarray) -> tuple[float, float] | None:
+    """Growth rates of the left and right outside bands (``outside_band_widths``), px/frame, each the slope
+    of a least-squares line through its widths; None when either side's widths stray more than
+    ``EDGE_FIT_RMS`` px (rms) from their line."""
     frames = _check_frames(frames, min_frames=2)
     widths = outside_band_widths(frames)
     t = np.arange(len(frames), dtype=np.float64)
@@ -160,6 +160,13 @@ def room_edge_pan_score(frames: np.ndarray) -> float:
     for side in (0, 1):
         slope, intercept = np.polyfit(t, widths[:, side], 1)
         if np.sqrt(np.mean((widths[:, side] - (slope * t + intercept)) ** 2)) > EDGE_FIT_RMS:
-            return float("nan")
-        slopes.append(slope)
-    return float(slopes[0] - slopes[1])
+            return None
+        slopes.append(float(slope))
+    return slopes[0], slopes[1]
+
+
+def room_edge_pan_score(frames: np.ndarray) -> float:
+    """Growth rate of the left outside band minus that of the right, px/frame (+ = the camera pans left,
+    as ``camera_pan_score``); NaN when the bands cannot be read (``outside_band_growth``)."""
+    growth = outside_band_growth(frames)
+    return float("nan") if growth is None else growth[0] - growth[1]

@@ -21,7 +21,9 @@ looking at the caption (``measure_clip``) and each layer is judged (``judge``):
   shading is on the captioned side (x < 0.4, 0.4-0.6, > 0.6 of the width: the caption's own cuts).
 - camera (static / pan left / pan right / zoom in / zoom out): the background's translation and
   scale from frame 0 to the last frame (robust registration, objects masked) exceed 0.05 frame
-  heights of pan or 0.09 of ln zoom in the captioned direction, or neither for ``static``.
+  heights of pan or 0.09 of ln zoom in the captioned direction, or neither for ``static``. First,
+  though, the room's edges: the dark outside of the box widening on one side only, by >= 0.05 frame
+  heights, is a pan that way (``look.outside_band_growth``), whatever the wall's texture does.
 - timing ("after N seconds the X hits ..."): the first contact (break between ballistic pieces)
   in object X's track is within 0.25 s of N; for "Nothing touches the walls", no tracked object
   has a contact.

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import ndimage
 
 from ltx_train.eval.adherence.config import AdherenceConfig
-from ltx_train.eval.look import grey
+from ltx_train.eval.look import grey, outside_band_growth
 from ltx_train.eval.look import object_pixels as saturated_pixels
 from ltx_train.eval.physics import chromaticity
 
@@ -21,6 +21,7 @@ class CameraEstimate:
     shift: np.ndarray                # (T, 2)
     height: int
     width: int
+    edge_growth: tuple[float, float] | None = None   # left / right outside band, px/frame (look.outside_band_growth)
 
     @property
     def total_log_zoom(self) -> float:
@@ -32,7 +33,15 @@ class CameraEstimate:
         return float(self.shift[-1, 0] / self.height)
 
     def motion(self, cfg: AdherenceConfig) -> str:
-        """Zoom first: a zoom about the centre shifts nothing on average, while a pan changes no scale."""
+        """The room's edges first: a pan uncovers the outside of the box on one side only, a zoom out on
+        both, so a band that grows on one side alone is a pan whatever the wall does (a generated wall can
+        carry a grain that stays put while the edge enters, which registers as a zoom or a still camera).
+        Then the registration, zoom first: a zoom about the centre shifts nothing on average, while a pan
+        changes no scale."""
+        if self.edge_growth is not None:   # px/frame -> frame heights over the clip
+            left, right = (g * (len(self.zoom) - 1) / self.height for g in self.edge_growth)
+            if max(left, right) >= cfg.pan and min(left, right) < cfg.pan / 2:
+                return "pan_left" if left > right else "pan_right"
         if abs(self.total_log_zoom) >= cfg.zoom:
             return "zoom_in" if self.total_log_zoom > 0 else "zoom_out"
         if abs(self.total_pan) >= cfg.pan:
@@ -110,7 +119,7 @@ def estimate_camera(frames: np.ndarray) -> CameraEstimate:
     params = np.zeros((T, 3))
     for t in range(1, T):
         params[t] = register_background(greys[0], ~objects[0], greys[t], objects[t], params[t - 1])
-    return CameraEstimate(np.exp(params[:, 2]), params[:, :2], H, W)
+    return CameraEstimate(np.exp(params[:, 2]), params[:, :2], H, W, outside_band_growth(frames))
 
 
 def background_model(frames: np.ndarray, camera: CameraEstimate, pad: float = 0.5) -> np.ndarray:
