@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ltx_train.eval.look import camera_pan_score, palette_score, room_edge_pan_score
-from ltx_train.eval.lora_effect import default_prompts, readable
+from ltx_train.eval.lora_effect import default_prompts, means, readable
 from ltx_train.pipeline import LTXVideoPipeline
 
 
@@ -49,18 +49,18 @@ def main(argv: list[str] | None = None) -> dict:
         clips = pipe(prompts, steps=args.steps, seed=args.seed, guidance_scale=args.guidance)
         pan = [camera_pan_score(c.frames) for c in clips]
         edge = [readable(room_edge_pan_score(c.frames)) for c in clips]   # None: unreadable
-        read = [x for x in edge if x is not None]
-        mean_edge = float(np.mean(read)) if read else None
+        mean_edge = means([{"edge": x} for x in edge])["mean_edge"]
+        n_read = sum(x is not None for x in edge)
         look = [palette_score(c.frames, args.palette) for c in clips]
         if args.frames:
             Path(args.frames).mkdir(parents=True, exist_ok=True)
             np.savez_compressed(Path(args.frames) / f"{mix}.npz", frames=np.stack([c.frames for c in clips]))
         report["mixes"][mix] = {"pan_px_per_frame": pan, "edge_pan_px_per_frame": edge, "palette": look,
                                 "mean_pan": float(np.mean(pan)), "mean_edge_pan": mean_edge,
-                                "edge_readable": len(read), "mean_palette": float(np.mean(look))}
+                                "edge_readable": n_read, "mean_palette": float(np.mean(look))}
         print(f"{dict(zip(names, weights))}: {args.palette} score {np.mean(look):.3f}, pan {np.mean(pan):.3f} px/frame "
               f"(clips {', '.join(f'{x:.3f}' for x in pan)}); room-edge pan "
-              f"{'-' if mean_edge is None else f'{mean_edge:.3f}'} ({len(read)} of {len(edge)} readable)", flush=True)
+              f"{'-' if mean_edge is None else f'{mean_edge:.3f}'} ({n_read} of {len(edge)} readable)", flush=True)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(report, f, indent=1)
